@@ -1,0 +1,7 @@
+"""`python3 -m intuned_runs` is the same as `intuned-runs` (SPEC §11)."""
+
+import sys
+
+from intuned_runs.cli import main
+
+sys.exit(main())

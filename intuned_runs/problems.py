@@ -1,0 +1,50 @@
+"""A Problem is one addressed finding: FILE:LINE:COL, severity, JSON path, message (SPEC §5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    file: str  # relative to the repository, or `<flag --var>` / `<env NAME>`
+    line: int | None
+    col: int | None
+    severity: Severity
+    path: str  # like `request.sink.apisToSend[0]`; "" for a problem of a whole file
+    message: str
+
+    def as_text(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}:{self.col or 1}"
+        path = f"{self.path}: " if self.path else ""
+        return f"{where}: {self.severity}: {path}{self.message}"
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "col": self.col,
+            "severity": self.severity,
+            "path": self.path,
+            "message": self.message,
+        }
+
+
+def json_path(parts: tuple[str | int, ...]) -> str:
+    """('request', 'sink', 'apisToSend', 0) -> 'request.sink.apisToSend[0]'."""
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+def errors_in(problems: list[Problem]) -> bool:
+    return any(p.severity == "error" for p in problems)

@@ -1,0 +1,58 @@
+"""Defence in depth (SPEC §4): every output and file passes through a Redactor.
+
+Secret values (and the API key) of 6+ characters are replaced by `***` wherever they appear, also in
+their JSON-escaped, percent-encoded and base64 forms.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Iterable
+from urllib.parse import quote, quote_plus
+
+MIN_LENGTH = 6
+MASK = "***"
+
+
+def _forms(value: str) -> set[str]:
+    forms = {value, json.dumps(value)[1:-1], quote(value, safe=""), quote_plus(value), quote(value)}
+    raw = value.encode("utf-8")
+    # base64 of the value itself, and the stable middle of its encoding when it sits at offset 1 or 2
+    # of a longer encoded string (e.g. `user:password` in a Basic auth header).
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + raw).decode("ascii").rstrip("=")
+        start = (offset * 4 + 2) // 3 + (1 if offset else 0)
+        end = len(encoded) - (2 if len(encoded) % 4 else 0) if offset else len(encoded)
+        core = encoded[start:end]
+        if len(core) >= MIN_LENGTH:
+            forms.add(core)
+    return {f for f in forms if len(f) >= MIN_LENGTH}
+
+
+class Redactor:
+    """Replace known secret values in text. Immutable; `with_values` returns a new one."""
+
+    def __init__(self, values: Iterable[str] = ()) -> None:
+        self.values = frozenset(v for v in values if v and len(v) >= MIN_LENGTH)
+        forms: set[str] = set()
+        for value in self.values:
+            forms |= _forms(value)
+        # Longest first so a value never leaves a visible tail of a longer form.
+        self._pattern = (
+            re.compile("|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)))
+            if forms
+            else None
+        )
+
+    def with_values(self, values: Iterable[str]) -> Redactor:
+        return Redactor(self.values | frozenset(values))
+
+    def __call__(self, text: str) -> str:
+        if self._pattern is None:
+            return text
+        return self._pattern.sub(MASK, text)
+
+
+NO_REDACTION = Redactor()

@@ -41,9 +41,7 @@ class Redactor:
             forms |= _forms(value)
         # Longest first so a value never leaves a visible tail of a longer form.
         self._pattern = (
-            re.compile("|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)))
-            if forms
-            else None
+            re.compile("|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))) if forms else None
         )
 
     def with_values(self, values: Iterable[str]) -> Redactor:

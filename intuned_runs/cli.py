@@ -1,0 +1,280 @@
+"""Command line: parse, dispatch, report, return the exit code (SPEC §11). No logic lives here.
+
+Heavy modules (httpx, jsonschema, jinja2, watchfiles) are imported inside the handlers, so
+`--version` and `--help` stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from intuned_runs import __version__
+from intuned_runs.errors import Interrupted, IntunedRunsError, ProblemsFound, UsageError
+from intuned_runs.output import Output
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+EXAMPLES = {
+    "validate": "intuned-runs validate --strict --format github",
+    "render": "intuned-runs render 'pricing-scraper/*' --json",
+    "plan": "intuned-runs plan --env prod --out plan.json --detailed-exitcode",
+    "apply": "INTUNED_API_KEY=... intuned-runs apply --yes   |   intuned-runs apply plan.json",
+    "watch": "intuned-runs watch --apply --select 'label:team=pricing'",
+    "schema": "intuned-runs schema pull --check",
+    "state": "intuned-runs state list --all   |   intuned-runs state resolve my-project/daily --submitted --yes",
+    "status": "intuned-runs status 'pricing-scraper/*' --json",
+    "emulator": "intuned-runs emulator --port 8787 --fail 429:0.1 --result failed:0.2",
+}
+
+
+def schema_version() -> str:
+    """The packaged schema's info.version, read without jsonschema (start-up stays light)."""
+    from intuned_runs.schema import PACKAGED_SCHEMA, version
+
+    try:
+        return version(json.loads(PACKAGED_SCHEMA.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return "unknown"
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors exit 1, never argparse's 2 (2 means "changes present" with --detailed-exitcode)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _globals(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    """Global options, accepted before or after the command name."""
+    default: Any = argparse.SUPPRESS if suppress else None
+    group = parser.add_argument_group("global options")
+    group.add_argument("-C", dest="chdir", metavar="DIR", default=default, help="run as if started in DIR")
+    group.add_argument("--config", metavar="FILE", default=default, help="config file (default: discovered)")
+    group.add_argument("--env", metavar="NAME", default=default, help="select an environment of the config")
+    group.add_argument(
+        "--var",
+        dest="vars",
+        metavar="KEY=VALUE",
+        action="append",
+        default=argparse.SUPPRESS if suppress else [],
+        help="set vars.KEY (repeatable)",
+    )
+    group.add_argument("--workspace-id", metavar="UUID", default=default)
+    group.add_argument("--base-url", metavar="URL", default=default)
+    group.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS if suppress else False)
+    group.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS if suppress else False)
+    group.add_argument("--debug", action="store_true", default=argparse.SUPPRESS if suppress else False)
+    group.add_argument("--no-color", action="store_true", default=argparse.SUPPRESS if suppress else False)
+
+
+def _selection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--select",
+        action="append",
+        default=[],
+        metavar="SEL",
+        help="limit to matching runs (repeatable; glob on PROJECT/NAME or label:KEY=VALUE)",
+    )
+    parser.add_argument(
+        "--run",
+        dest="force",
+        action="append",
+        default=[],
+        metavar="SEL",
+        help="force matching runs to be submitted (repeatable)",
+    )
+
+
+def _format(parser: argparse.ArgumentParser, choices: Sequence[str], default: str) -> None:
+    parser.add_argument("--format", choices=choices, default=default)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="intuned-runs",
+        description="Intuned runs as code: validate, plan and apply Run API definitions kept in Git.",
+        epilog="Example:\n  intuned-runs plan && intuned-runs apply --yes\n\nTry it with no account:\n"
+        "  intuned-runs apply --emulator --yes",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and the schema's version")
+    _globals(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=f"Example:\n  {EXAMPLES[name]}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        _globals(p, suppress=True)
+        return p
+
+    p = command("validate", "load, render and validate every run file")
+    p.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    _format(p, ("text", "json", "github", "auto"), "auto")
+
+    p = command("render", "print the rendered runs (secrets as placeholders)")
+    p.add_argument("selectors", nargs="*", metavar="SEL")
+    p.add_argument("--json", action="store_true")
+
+    p = command("plan", "show what apply would submit")
+    _selection(p)
+    p.add_argument("--out", metavar="FILE", help="save the plan for `intuned-runs apply FILE`")
+    _format(p, ("text", "json", "markdown"), "text")
+    p.add_argument("--json", action="store_true", help="same as --format json")
+    p.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 2 when something would be submitted or forgotten",
+    )
+    p.add_argument("--retry-unknown", action="store_true", help="plan runs with an unknown outcome for submission")
+    p.add_argument("--strict", action="store_true", help="treat validation warnings as errors")
+
+    p = command("apply", "submit the runs that changed or were requested")
+    p.add_argument("planfile", nargs="?", metavar="PLANFILE", help="a plan saved with plan --out")
+    _selection(p)
+    p.add_argument("--yes", "-y", action="store_true", help="do not prompt")
+    p.add_argument("--concurrency", type=int, default=8, metavar="N")
+    p.add_argument("--max-submit", type=int, default=None, metavar="N")
+    p.add_argument("--wait", action="store_true", help="poll each submitted run until it is final")
+    p.add_argument("--timeout", default="30m", metavar="DUR", help="with --wait (default 30m)")
+    p.add_argument("--retry-unknown", action="store_true")
+    p.add_argument("--lock-timeout", default="0s", metavar="DUR")
+    p.add_argument("--read-timeout", default="60s", metavar="DUR")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--detailed-exitcode", action="store_true")
+    p.add_argument("--strict", action="store_true")
+    p.add_argument("--emulator", action="store_true", help="apply to a built-in emulator (no account needed)")
+
+    p = command("watch", "keep a directory planned (or applied) as it is edited")
+    _selection(p)
+    p.add_argument("--apply", action="store_true")
+    p.add_argument("--concurrency", type=int, default=8, metavar="N")
+    p.add_argument("--lock-timeout", default="0s", metavar="DUR")
+    p.add_argument("--read-timeout", default="60s", metavar="DUR")
+    p.add_argument("--emulator", action="store_true")
+
+    p = command("schema", "pull the request schema from the OpenAPI spec")
+    schema_sub = p.add_subparsers(dest="schema_command", metavar="pull", parser_class=_Parser, required=True)
+    pull = schema_sub.add_parser(
+        "pull",
+        help="extract the request-body schema",
+        epilog=f"Example:\n  {EXAMPLES['schema']}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _globals(pull, suppress=True)
+    pull.add_argument("--spec", metavar="PATH_OR_URL")
+    pull.add_argument("--check", action="store_true", help="exit 1 if the file would change")
+
+    p = command("state", "inspect and edit the state")
+    state_sub = p.add_subparsers(dest="state_command", metavar="SUBCOMMAND", parser_class=_Parser, required=True)
+
+    def state_command(name: str, help_text: str) -> argparse.ArgumentParser:
+        s = state_sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=f"Example:\n  {EXAMPLES['state']}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        _globals(s, suppress=True)
+        s.add_argument("--lock-timeout", default="0s", metavar="DUR")
+        return s
+
+    s = state_command("list", "list the state's entries")
+    s.add_argument("--all", action="store_true", help="include tombstones")
+    s.add_argument("--json", action="store_true")
+    s = state_command("show", "show one entry")
+    s.add_argument("key")
+    s.add_argument("--json", action="store_true")
+    s = state_command("mv", "rename an entry")
+    s.add_argument("old")
+    s.add_argument("new")
+    s = state_command("forget", "remove entries (kept as tombstones)")
+    s.add_argument("selectors", nargs="+", metavar="SEL")
+    s.add_argument("--yes", "-y", action="store_true")
+    s = state_command("resolve", "settle an unknown outcome")
+    s.add_argument("selectors", nargs=1, metavar="SEL")
+    group = s.add_mutually_exclusive_group(required=True)
+    group.add_argument("--submitted", action="store_true")
+    group.add_argument("--not-submitted", action="store_true")
+    s.add_argument("--run-id", metavar="ID")
+    s.add_argument("--yes", "-y", action="store_true")
+    state_command("unlock", "remove a stale lock (for filesystems without flock)")
+
+    p = command("status", "fetch the current result of runs in state")
+    p.add_argument("selectors", nargs="*", metavar="SEL")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--detailed-exitcode", action="store_true")
+    p.add_argument("--read-timeout", default="60s", metavar="DUR")
+
+    p = command("emulator", "serve a local emulator of the Run API")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8787)
+    p.add_argument("--api-key", default=None)
+    p.add_argument("--complete-after", type=float, default=2.0, metavar="SECONDS")
+    p.add_argument("--latency", type=int, default=0, metavar="MS")
+    p.add_argument("--fail", action="append", default=[], metavar="STATUS:RATE")
+    p.add_argument("--result", default=None, metavar="failed:RATE,canceled:RATE")
+    p.add_argument("--seed", type=int, default=None, metavar="N")
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Any:
+    from intuned_runs.config import Settings
+
+    return Settings(
+        chdir=args.chdir,
+        config=args.config,
+        env=args.env,
+        vars=tuple(args.vars or ()),
+        workspace_id=args.workspace_id,
+        base_url=args.base_url,
+    )
+
+
+def main(argv: Sequence[str] | None = None, output: Output | None = None) -> int:
+    out = output or Output()
+    try:
+        args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+        out.verbose, out.quiet, out.debug = args.verbose, args.quiet, args.debug
+        out.no_color = args.no_color
+        if args.version:
+            out.out(f"intuned-runs {__version__} (Run API schema {schema_version()})")
+            return EXIT_OK
+        if not args.command:
+            build_parser().print_help(out.stdout)
+            return EXIT_ERROR
+        from intuned_runs import commands
+
+        handler: Callable[[argparse.Namespace, Output], int] = getattr(commands, args.command)
+        return handler(args, out)
+    except ProblemsFound as e:
+        from intuned_runs.report import problems_text
+
+        for line in problems_text(e.problems, "text"):
+            out.err(line)
+        return EXIT_ERROR
+    except Interrupted as e:
+        out.err(f"interrupted: {e}")
+        return EXIT_INTERRUPTED
+    except IntunedRunsError as e:
+        out.err(f"error: {e}")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        out.err("interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_ERROR
+    except Exception:
+        out.err("unexpected error (please report it with the traceback below)")
+        out.err(traceback.format_exc().rstrip())
+        return EXIT_ERROR

@@ -1,0 +1,301 @@
+"""The repository and its configuration `intuned-runs.yaml` (SPEC §2–3).
+
+Layers, lowest first: config top level → selected environment → environment variables → flags.
+Values are templates, rendered only when a command uses them (`workspace_id` may stay unset for plan).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from intuned_runs import documents
+from intuned_runs.errors import ConfigError, ProblemsFound, UsageError
+from intuned_runs.problems import Problem
+from intuned_runs.suggest import did_you_mean
+from intuned_runs.templating import Renderer, TemplateError
+
+CONFIG_NAME = "intuned-runs.yaml"
+DEFAULT_BASE_URL = "https://app.intuned.io/api/v1/workspace"
+KEYS = (
+    "workspace_id",
+    "base_url",
+    "runs_dir",
+    "state",
+    "schema",
+    "default_project",
+    "max_submit",
+    "env_allow",
+    "vars",
+    "environments",
+)
+DEFAULTS: dict[str, Any] = {
+    "base_url": DEFAULT_BASE_URL,
+    "runs_dir": "runs.d",
+    "state": ".intuned-runs/state.json",
+    "schema": None,
+    "default_project": None,
+    "max_submit": 100,
+    "env_allow": ["*"],
+    "vars": {},
+}
+UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the global flags say; the CLI builds it, nothing else reads flags."""
+
+    chdir: str | None = None
+    config: str | None = None
+    env: str | None = None
+    vars: tuple[str, ...] = ()
+    workspace_id: str | None = None
+    base_url: str | None = None
+
+
+def deep_merge(base: Any, over: Any) -> Any:
+    """Maps merge recursively, `over` wins; lists and scalars replace."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        merged = dict(base)
+        for key, value in over.items():
+            merged[key] = deep_merge(base[key], value) if key in base else value
+        return merged
+    return over
+
+
+def parse_var(text: str) -> tuple[list[str], Any]:
+    """`--var a.b=70` → (['a', 'b'], 70): the value is a YAML 1.2 scalar."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise UsageError(f"<flag --var>: error: expected KEY=VALUE, got {text!r}")
+    try:
+        value = documents.parse(raw, "<flag --var>").value if raw.strip() else raw
+    except documents.DocumentError as e:
+        raise UsageError(f"<flag --var>: error: {key}: {e.message}") from e
+    if isinstance(value, (dict, list)):
+        raise UsageError(f"<flag --var>: error: {key}: the value must be a scalar; quote it")
+    return key.split("."), value
+
+
+def find_repository(start: Path) -> tuple[Path, Path | None]:
+    """Walk up from `start` to the first config file, stopping at the directory holding `.git`."""
+    for directory in (start, *start.parents):
+        candidate = directory / CONFIG_NAME
+        if candidate.is_file():
+            return directory, candidate
+        if (directory / ".git").exists():
+            break
+    return start, None
+
+
+class Config:
+    """The resolved configuration of one invocation; raises ProblemsFound/ConfigError when invalid."""
+
+    def __init__(self, settings: Settings, environ: Mapping[str, str] | None = None) -> None:
+        self.settings = settings
+        self.environ: Mapping[str, str] = os.environ if environ is None else environ
+        cwd = Path(settings.chdir).resolve() if settings.chdir else Path.cwd()
+        if settings.chdir and not cwd.is_dir():
+            raise UsageError(f"-C {settings.chdir}: no such directory")
+        if settings.config:
+            path = (cwd / settings.config).resolve()
+            if not path.is_file():
+                raise UsageError(f"--config {settings.config}: no such file")
+            self.repository, self.path = path.parent, path
+        else:
+            self.repository, self.path = find_repository(cwd)
+        self.file = self.path.name if self.path else None
+        self.env_name = settings.env or self.environ.get("INTUNED_RUNS_ENV") or None
+        self._document = self._load()
+        self._layers = self._select_layers()
+        self.values: dict[str, Any] = {}
+        for layer in self._layers:
+            self.values = deep_merge(self.values, layer[1])
+
+    # -- loading -----------------------------------------------------------------------------------
+
+    def _problem(self, path: tuple[str | int, ...], message: str) -> Problem:
+        where = documents.locate(self._document.node if self._document else None, path) or (None, None)
+        return Problem(self.file or CONFIG_NAME, where[0], where[1], "error", ".".join(map(str, path)), message)
+
+    def _load(self) -> documents.Document | None:
+        if self.path is None:
+            return None
+        try:
+            document = documents.load(self.path.parent, self.path.name)
+        except documents.DocumentError as e:
+            raise ProblemsFound([Problem(self.path.name, e.line, e.col, "error", "", e.message)]) from e
+        if document.value is None:
+            document.value = {}
+        if not isinstance(document.value, dict):
+            raise ProblemsFound([self._problem((), "the config must be a mapping of keys")])
+        return document
+
+    def _check_keys(self, values: dict[str, Any], prefix: tuple[str, ...], allowed: tuple[str, ...]) -> list[Problem]:
+        problems = []
+        for key in values:
+            if key not in allowed:
+                hint = did_you_mean(str(key), allowed)
+                problems.append(self._problem((*prefix, key), f"unknown key {key!r}{hint}"))
+        return problems
+
+    def _select_layers(self) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
+        top: dict[str, Any] = dict(self._document.value) if self._document else {}
+        problems = self._check_keys(top, (), KEYS)
+        environments = top.pop("environments", None) or {}
+        if not isinstance(environments, dict):
+            problems.append(self._problem(("environments",), "must be a mapping of environment names"))
+            environments = {}
+        for name, layer in environments.items():
+            if not isinstance(layer, dict):
+                problems.append(self._problem(("environments", name), "must be a mapping of config keys"))
+            else:
+                allowed = tuple(k for k in KEYS if k != "environments")
+                problems += self._check_keys(layer, ("environments", name), allowed)
+        if problems:
+            raise ProblemsFound(problems)
+        layers: list[tuple[tuple[str, ...], dict[str, Any]]] = [((), DEFAULTS), ((), top)]
+        if self.env_name is not None:
+            if self.env_name not in environments:
+                known = ", ".join(environments) or "none are defined"
+                hint = did_you_mean(self.env_name, environments)
+                raise ConfigError(f"unknown environment {self.env_name!r} (known: {known}){hint}")
+            layers.append((("environments", self.env_name), environments[self.env_name]))
+        return layers
+
+    def _origin(self, key: str) -> tuple[str, ...]:
+        """The document path of the layer that set `key` last (for error addresses)."""
+        for prefix, layer in reversed(self._layers):
+            if key in layer:
+                return (*prefix, key)
+        return (key,)
+
+    # -- rendered values ---------------------------------------------------------------------------
+
+    def _render(self, key: str, context: Mapping[str, Any] | None = None) -> Any:
+        value = self.values.get(key)
+        try:
+            return self.renderer.render(value, {"vars": self.vars} if context is None else context)
+        except TemplateError as e:
+            raise ProblemsFound([self._problem((*self._origin(key), *e.path), e.message)]) from e
+
+    def _string(self, key: str, *, optional: bool = False) -> str | None:
+        value = self._render(key)
+        if value is None and optional:
+            return None
+        if not isinstance(value, str) or not value:
+            raise ProblemsFound([self._problem(self._origin(key), "must be a non-empty string")])
+        return value
+
+    @cached_property
+    def env_allow(self) -> tuple[str, ...]:
+        value = self.values.get("env_allow")
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ProblemsFound([self._problem(self._origin("env_allow"), "must be a list of name globs")])
+        return tuple(value)
+
+    @cached_property
+    def renderer(self) -> Renderer:
+        return Renderer(self.environ, self.env_allow)
+
+    @cached_property
+    def vars(self) -> dict[str, Any]:
+        raw = self.values.get("vars")
+        if not isinstance(raw, dict):
+            raise ProblemsFound([self._problem(self._origin("vars"), "must be a mapping")])
+        rendered = self._render("vars", {})  # vars see env, not themselves
+        for text in self.settings.vars:
+            keys, value = parse_var(text)
+            target = rendered
+            for part in keys[:-1]:
+                if not isinstance(target.get(part), dict):
+                    target[part] = {}
+                target = target[part]
+            target[keys[-1]] = value
+        return rendered  # type: ignore[no-any-return]
+
+    def _path(self, key: str) -> Path:
+        value = self._string(key)
+        assert value is not None
+        return (self.repository / value).resolve()
+
+    @cached_property
+    def runs_dir(self) -> Path:
+        return self._path("runs_dir")
+
+    @cached_property
+    def state_path(self) -> Path:
+        if self.env_name is not None:
+            layer = self._layers[-1][1]
+            if "state" not in layer:
+                return (self.repository / ".intuned-runs" / f"{self.env_name}.json").resolve()
+            value = self.renderer.render(layer["state"], {"vars": self.vars})
+            if not isinstance(value, str) or not value:
+                raise ProblemsFound([self._problem(self._origin("state"), "must be a non-empty string")])
+            return (self.repository / value).resolve()
+        return self._path("state")
+
+    @cached_property
+    def schema_path(self) -> Path | None:
+        value = self._string("schema", optional=True)
+        return (self.repository / value).resolve() if value else None
+
+    @cached_property
+    def default_project(self) -> str | None:
+        value = self._string("default_project", optional=True)
+        if value is not None and "/" in value:
+            raise ProblemsFound([self._problem(self._origin("default_project"), "a project name has no '/'")])
+        return value
+
+    @cached_property
+    def max_submit(self) -> int:
+        value = self._render("max_submit")
+        if type(value) is not int or value < 0:
+            raise ProblemsFound([self._problem(self._origin("max_submit"), "must be a non-negative integer")])
+        return value
+
+    @cached_property
+    def base_url(self) -> str:
+        if self.settings.base_url:
+            return self.settings.base_url
+        if self.environ.get("INTUNED_BASE_URL"):
+            return self.environ["INTUNED_BASE_URL"]
+        value = self._string("base_url")
+        assert value is not None
+        return value
+
+    @cached_property
+    def workspace_id(self) -> str | None:
+        """The workspace, or None when unset; a malformed or conflicting one is an error."""
+        from_env = self.environ.get("INTUNED_WORKSPACE_ID") or None
+        if self.env_name is not None and "workspace_id" in self._layers[-1][1]:
+            configured = self._string("workspace_id", optional=True)
+            if from_env and configured and from_env != configured and not self.settings.workspace_id:
+                raise ConfigError(
+                    f"environment {self.env_name!r} sets workspace_id {configured} but INTUNED_WORKSPACE_ID is "
+                    f"{from_env}: unset INTUNED_WORKSPACE_ID or pass --workspace-id"
+                )
+        value = self.settings.workspace_id or from_env
+        if value is None and self.values.get("workspace_id") is not None:
+            value = self._string("workspace_id", optional=True)
+        if value is not None and not UUID.match(value):
+            raise ConfigError(f"workspace_id {value!r} is not a UUID")
+        return value
+
+    def require_workspace_id(self) -> str:
+        value = self.workspace_id
+        if value is None:
+            raise ConfigError("workspace_id is not set: use the config, INTUNED_WORKSPACE_ID or --workspace-id")
+        return value
+
+    def relative(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.repository).as_posix()
+        except ValueError:
+            return str(path)

@@ -1,0 +1,246 @@
+"""YAML documents with an address for every value (SPEC §4).
+
+PyYAML's C parser composes the node graph; we construct plain values from it with YAML 1.2 core-schema
+scalars (only true/false are booleans), rejecting duplicate keys, runaway aliases, oversize files,
+non-UTF-8 bytes and paths that leave the repository. The node graph is kept so that any problem found
+later can be addressed to its line and column (`locate`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from intuned_runs.problems import Problem
+
+MAX_BYTES = 10 * 1024 * 1024
+MAX_ALIAS_EXPANSIONS = 10_000
+
+PLAIN_TAG = "?plain"  # plain scalars keep this marker; we resolve them with YAML 1.2 rules
+
+
+def _resolve(self: Any, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
+    if kind is yaml.ScalarNode:
+        return PLAIN_TAG if implicit[0] else STR_TAG
+    return "tag:yaml.org,2002:seq" if kind is yaml.SequenceNode else "tag:yaml.org,2002:map"
+
+
+# The C parser composes; our resolver leaves plain scalars unresolved (PyYAML's are YAML 1.1).
+_Base: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Loader = type("_Loader", (_Base,), {"resolve": _resolve})
+
+_NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
+_BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_INT10 = re.compile(r"^[-+]?[0-9]+$")
+_INT8 = re.compile(r"^0o[0-7]+$")
+_INT16 = re.compile(r"^0x[0-9a-fA-F]+$")
+_FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
+_INF = re.compile(r"^[-+]?\.(?:inf|Inf|INF)$")
+_NAN = re.compile(r"^\.(?:nan|NaN|NAN)$")
+_YAML11_BOOL = re.compile(r"^(?:yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF)$")
+
+STR_TAG = "tag:yaml.org,2002:str"
+
+
+class DocumentError(Exception):
+    """A problem that makes a whole file unreadable; carries its address."""
+
+    def __init__(self, message: str, line: int | None = None, col: int | None = None) -> None:
+        super().__init__(message)
+        self.message, self.line, self.col = message, line, col
+
+
+@dataclass
+class Document:
+    """One parsed file: its plain value, the node graph for addressing, and load-time warnings."""
+
+    file: str  # relative to the repository, POSIX separators
+    value: Any
+    node: yaml.Node | None
+    warnings: list[Problem] = field(default_factory=list)
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def plain_scalar(text: str) -> Any:
+    """Resolve an untagged plain scalar with the YAML 1.2 core schema."""
+    if _NULL.match(text):
+        return None
+    if text in _BOOL:
+        return _BOOL[text]
+    if _INT10.match(text):
+        return int(text)
+    if _INT8.match(text):
+        return int(text[2:], 8)
+    if _INT16.match(text):
+        return int(text[2:], 16)
+    if _FLOAT.match(text):
+        return float(text)
+    if _INF.match(text):
+        return -math.inf if text.startswith("-") else math.inf
+    if _NAN.match(text):
+        return math.nan
+    return text
+
+
+class _Builder:
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.seen: set[int] = set()
+        self.active: set[int] = set()
+        self.expansions = 0
+        self.warnings: list[Problem] = []
+
+    def build(self, node: yaml.Node) -> Any:
+        ident = id(node)
+        if ident in self.seen:  # reached again: an alias being expanded
+            self.expansions += 1
+            if self.expansions > MAX_ALIAS_EXPANSIONS:
+                raise DocumentError(
+                    f"more than {MAX_ALIAS_EXPANSIONS} alias expansions: simplify the anchors", *_mark(node)
+                )
+            if ident in self.active:
+                raise DocumentError("recursive alias: an anchor may not contain itself", *_mark(node))
+        if isinstance(node, yaml.ScalarNode):
+            self.seen.add(ident)
+            return self.scalar(node)
+        self.seen.add(ident)
+        self.active.add(ident)
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                if node.tag != "tag:yaml.org,2002:seq":
+                    raise DocumentError(f"unsupported tag {node.tag}", *_mark(node))
+                return [self.build(child) for child in node.value]
+            if isinstance(node, yaml.MappingNode):
+                return self.mapping(node)
+        finally:
+            self.active.discard(ident)
+        raise DocumentError("unsupported YAML node", *_mark(node))  # pragma: no cover
+
+    def mapping(self, node: yaml.MappingNode) -> dict[Any, Any]:
+        if node.tag != "tag:yaml.org,2002:map":
+            raise DocumentError(f"unsupported tag {node.tag}", *_mark(node))
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = self.build(key_node)
+            if isinstance(key, (dict, list)):
+                raise DocumentError("mapping keys must be scalars", *_mark(key_node))
+            if key in out:
+                raise DocumentError(f"duplicate key {key!r}", *_mark(key_node))
+            out[key] = self.build(value_node)
+        return out
+
+    def scalar(self, node: yaml.ScalarNode) -> Any:
+        text: str = node.value
+        tag: str = node.tag
+        if tag == PLAIN_TAG:
+            if _YAML11_BOOL.match(text):
+                line, col = _mark(node)
+                self.warnings.append(
+                    Problem(
+                        self.file,
+                        line,
+                        col,
+                        "warning",
+                        "",
+                        f"unquoted {text!r} is the string {text!r} in YAML 1.2, not a boolean: "
+                        "quote it, or write true/false",
+                    )
+                )
+            return plain_scalar(text)
+        if tag == STR_TAG:
+            return text
+        value = plain_scalar(text)
+        if tag == "tag:yaml.org,2002:null" and value is None:
+            return None
+        if tag == "tag:yaml.org,2002:bool" and isinstance(value, bool):
+            return value
+        if tag == "tag:yaml.org,2002:int" and type(value) is int:
+            return value
+        if tag == "tag:yaml.org,2002:float" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise DocumentError(f"unsupported tag {tag} for {text!r}", *_mark(node))
+
+
+def read_text(root: Path, relative: str) -> str:
+    """Read a file of the repository, enforcing size, UTF-8 and staying inside the repository."""
+    path = root / relative
+    try:
+        resolved = path.resolve(strict=True)
+    except OSError as e:
+        raise DocumentError(f"cannot read file: {e.strerror or e}") from e
+    if not resolved.is_relative_to(root.resolve()):
+        raise DocumentError("resolves outside the repository: move the file inside it or remove the link")
+    try:
+        with resolved.open("rb") as f:
+            data = f.read(MAX_BYTES + 1)
+    except OSError as e:
+        raise DocumentError(f"cannot read file: {e.strerror or e}") from e
+    if len(data) > MAX_BYTES:
+        raise DocumentError("file is larger than 10 MiB: split it into several files")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise DocumentError("file is not valid UTF-8: save it as UTF-8", line, col) from e
+
+
+def parse(text: str, file: str) -> Document:
+    """Parse YAML text into a Document; raises DocumentError with the address of the problem."""
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        problem = e.problem or e.context or "invalid YAML"
+        if mark is not None:
+            raise DocumentError(f"invalid YAML: {problem}", mark.line + 1, mark.column + 1) from e
+        raise DocumentError(f"invalid YAML: {problem}") from e
+    except yaml.YAMLError as e:
+        raise DocumentError(f"invalid YAML: {e}") from e
+    if node is None:
+        return Document(file, None, None)
+    builder = _Builder(file)
+    value = builder.build(node)
+    return Document(file, value, node, builder.warnings)
+
+
+def load(root: Path, relative: str) -> Document:
+    return parse(read_text(root, relative), relative)
+
+
+def locate(node: yaml.Node | None, path: tuple[str | int, ...]) -> tuple[int, int] | None:
+    """Address of the deepest node along `path` (for a missing key: the mapping that lacks it)."""
+    return locate_best((node,), path)
+
+
+def locate_best(nodes: tuple[yaml.Node | None, ...], path: tuple[str | int, ...]) -> tuple[int, int] | None:
+    """Like `locate` over layered sources (a run over its file's defaults): the deepest match wins,
+    the first layer on ties."""
+    best: tuple[int, tuple[int, int]] | None = None
+    for node in nodes:
+        if node is None:
+            continue
+        depth = 0
+        for part in path:
+            child = None
+            if isinstance(node, yaml.MappingNode):
+                child = next(
+                    (v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == str(part)),
+                    None,
+                )
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+                child = node.value[part]
+            if child is None:
+                break
+            node, depth = child, depth + 1
+        if best is None or depth > best[0]:
+            best = (depth, _mark(node))
+    return None if best is None else best[1]

@@ -1,0 +1,67 @@
+"""Where everything the user sees goes: stdout for reports, stderr for diagnostics (SPEC §11).
+
+Every write passes through the redactor, so a secret value can reach no stream even by mistake.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from intuned_runs.redaction import Redactor
+
+_COLORS = {"red": "31", "green": "32", "yellow": "33", "cyan": "36", "bold": "1", "dim": "2"}
+
+
+@dataclass
+class Output:
+    stdout: TextIO = field(default_factory=lambda: sys.stdout)
+    stderr: TextIO = field(default_factory=lambda: sys.stderr)
+    redactor: Redactor = field(default_factory=Redactor)
+    verbose: bool = False
+    quiet: bool = False
+    debug: bool = False
+    no_color: bool = False
+
+    def _color_on(self, stream: TextIO) -> bool:
+        if self.no_color or os.environ.get("NO_COLOR"):
+            return False
+        return bool(getattr(stream, "isatty", lambda: False)())
+
+    def paint(self, text: str, color: str, stream: TextIO | None = None) -> str:
+        if not self._color_on(stream or self.stdout):
+            return text
+        return f"\x1b[{_COLORS[color]}m{text}\x1b[0m"
+
+    def out(self, text: str = "") -> None:
+        self.stdout.write(self.redactor(text) + "\n")
+        self.stdout.flush()
+
+    def err(self, text: str = "") -> None:
+        self.stderr.write(self.redactor(text) + "\n")
+        self.stderr.flush()
+
+    def info(self, text: str) -> None:
+        """A diagnostic that -q silences."""
+        if not self.quiet:
+            self.err(text)
+
+    def log(self, text: str) -> None:
+        """--debug lines (requests and responses, redacted)."""
+        if self.debug:
+            self.err(f"debug: {text}")
+
+    def stdin_is_tty(self) -> bool:
+        return sys.stdin.isatty()
+
+    def interactive(self) -> bool:
+        """Prompts and progress bars only when a person is there (stdin and stderr are terminals)."""
+        return self.stdin_is_tty() and bool(getattr(self.stderr, "isatty", lambda: False)())
+
+    def confirm(self, question: str) -> bool:
+        self.stderr.write(self.redactor(question) + " ")
+        self.stderr.flush()
+        answer = sys.stdin.readline()
+        return answer.strip().lower() in ("y", "yes")

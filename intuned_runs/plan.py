@@ -1,0 +1,191 @@
+"""The plan (SPEC §6): a pure function of the desired runs and the state. No I/O, no clock.
+
+The first matching rule decides each run's action:
+  1 unknown outcome in state   → submit (with --run: requested; with --retry-unknown: unknown) | blocked
+  2 trigger: manual            → submit/requested with --run | unchanged/manual
+  3 no live entry              → submit/new (a tombstone with the same fingerprint counts as present)
+  4 fingerprint differs        → submit/changed, with field-level changes
+  5 matched by --run           → submit/requested
+  6 trigger: always            → submit/always
+  7 otherwise                  → unchanged/up-to-date
+  – in state, no longer defined → forget/removed
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from intuned_runs.runs import Move, Run, Source
+from intuned_runs.selection import Selector, any_match, check_all_match
+from intuned_runs.state import Entry, State
+
+SUBMIT, UNCHANGED, BLOCKED, FORGET = "submit", "unchanged", "blocked", "forget"
+SYMBOLS = {"new": "+", "changed": "~", "requested": "!", "always": "*", "removed": "-", "unknown": "?"}
+SUMMARY_KEYS = ("submit", "new", "changed", "requested", "always", "unchanged", "forget", "blocked")
+
+Fingerprinter = Callable[[str, str, Any], str]  # (project, name, request) -> fingerprint
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    key: str
+    project: str
+    name: str
+    action: str
+    reason: str
+    source: Source | None
+    fingerprint: str
+    request: Mapping[str, Any]
+    changes: tuple[Mapping[str, Any], ...] = ()
+    moved_from: str | None = None
+    run: Run | None = field(default=None, compare=False, repr=False)
+    entry: Entry | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def symbol(self) -> str:
+        if self.action == BLOCKED:
+            return "?"
+        if self.action == SUBMIT and self.reason == "unknown":
+            return "!"
+        if self.action in (SUBMIT, FORGET):
+            return SYMBOLS[self.reason]
+        return " "
+
+
+@dataclass(frozen=True)
+class Plan:
+    runs: tuple[PlannedRun, ...]  # sorted by key
+    moves: tuple[tuple[str, str], ...]  # (old, new) state renames this plan carries out
+
+    def count(self, action: str, reason: str | None = None) -> int:
+        return sum(1 for r in self.runs if r.action == action and (reason is None or r.reason == reason))
+
+    @property
+    def summary(self) -> dict[str, int]:
+        return {
+            "submit": self.count(SUBMIT),
+            "new": self.count(SUBMIT, "new"),
+            "changed": self.count(SUBMIT, "changed"),
+            # --retry-unknown is a request too: the four kinds add up to the total
+            "requested": self.count(SUBMIT, "requested") + self.count(SUBMIT, "unknown"),
+            "always": self.count(SUBMIT, "always"),
+            "unchanged": self.count(UNCHANGED),
+            "forget": self.count(FORGET),
+            "blocked": self.count(BLOCKED),
+        }
+
+    @property
+    def to_submit(self) -> list[PlannedRun]:
+        return [r for r in self.runs if r.action == SUBMIT]
+
+    @property
+    def to_forget(self) -> list[PlannedRun]:
+        return [r for r in self.runs if r.action == FORGET]
+
+    @property
+    def blocked(self) -> list[PlannedRun]:
+        return [r for r in self.runs if r.action == BLOCKED]
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.to_submit or self.to_forget)
+
+
+def apply_moves(
+    entries: Mapping[str, Entry], moves: Iterable[Move], defined: set[str]
+) -> tuple[dict[str, Entry], list[tuple[str, str]]]:
+    """Move state entries of renamed runs (`moved:` blocks). A move applies when `from` has a live
+    entry, `to` has none and `from` is no longer defined (so a stale block is harmless)."""
+    result = dict(entries)
+    done: list[tuple[str, str]] = []
+    for move in moves:
+        old = result.get(move.old)
+        target = result.get(move.new)
+        if old is None or old.is_tombstone or (target is not None and not target.is_tombstone):
+            continue
+        if move.old in defined:
+            continue
+        result[move.new] = result.pop(move.old)
+        done.append((move.old, move.new))
+    return result, done
+
+
+def make_plan(
+    runs: Iterable[Run],
+    state: State,
+    fingerprint: Fingerprinter,
+    *,
+    moves: Iterable[Move] = (),
+    select: tuple[Selector, ...] = (),
+    force: tuple[Selector, ...] = (),
+    retry_unknown: bool = False,
+    changes: Callable[[Any, Any], list[dict[str, Any]]] | None = None,
+) -> Plan:
+    runs = list(runs)
+    defined = {r.key for r in runs}
+    entries, done = apply_moves(state.entries, moves, defined)
+    moved_to = {new: old for old, new in done}
+    check_all_match(select, [*((r.key, r.labels) for r in runs), *((k, None) for k in entries)], "--select")
+    check_all_match(force, [*((r.key, r.labels) for r in runs), *((k, None) for k in entries)], "--run")
+
+    def planned(key: str, labels: Mapping[str, str] | None) -> bool:
+        if not select and not force:
+            return True
+        return any_match(select, key, labels) or any_match(force, key, labels)
+
+    out: list[PlannedRun] = []
+    for run in runs:
+        if not planned(run.key, run.labels):
+            continue
+        forced = any_match(force, run.key, run.labels)
+        entry = entries.get(run.key)
+        fp = fingerprint(run.project, run.name, run.request)
+        stored_fp = entry.fingerprint if entry is not None else None
+        if entry is not None and run.key in moved_to:
+            stored_fp = fingerprint(run.project, run.name, entry.request)  # the old key's hash named the old run
+        diff: list[dict[str, Any]] = []
+        if entry is not None and entry.unknown is not None and not entry.is_tombstone:
+            if forced or retry_unknown:
+                action, reason = SUBMIT, "requested" if forced else "unknown"
+            else:
+                action, reason = BLOCKED, "unknown"
+        elif run.trigger == "manual":
+            action, reason = (SUBMIT, "requested") if forced else (UNCHANGED, "manual")
+        elif entry is None or (entry.is_tombstone and stored_fp != fp):
+            action, reason = SUBMIT, "new"
+        elif stored_fp != fp:
+            action, reason = SUBMIT, "changed"
+            diff = changes(entry.request, run.request) if changes else []
+        elif forced:
+            action, reason = SUBMIT, "requested"
+        elif run.trigger == "always":
+            action, reason = SUBMIT, "always"
+        else:
+            action, reason = UNCHANGED, "up-to-date"
+        out.append(
+            PlannedRun(
+                run.key,
+                run.project,
+                run.name,
+                action,
+                reason,
+                run.source,
+                fp,
+                run.request,
+                tuple(diff),
+                moved_to.get(run.key),
+                run,
+                entry,
+            )
+        )
+    for key, entry in entries.items():
+        if key in defined or entry.is_tombstone or not planned(key, None):
+            continue
+        project, _, name = key.partition("/")
+        out.append(
+            PlannedRun(key, project, name, FORGET, "removed", None, entry.fingerprint, entry.request, entry=entry)
+        )
+    out.sort(key=lambda r: r.key)
+    return Plan(tuple(out), tuple(done))

@@ -1,0 +1,539 @@
+"""Run files under `runs_dir` → the desired runs (SPEC §4): load, merge defaults, expand the matrix,
+render (secrets as placeholders), validate. Every problem is collected with its address.
+
+Results are kept per file so the watcher re-reads only the files that changed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from intuned_runs import documents
+from intuned_runs.config import Config, deep_merge
+from intuned_runs.problems import Problem, json_path
+from intuned_runs.redaction import MIN_LENGTH
+from intuned_runs.suggest import did_you_mean
+from intuned_runs.templating import API_KEY_VARIABLE, Renderer, TemplateError
+from intuned_runs.validation import RequestChecker
+
+FILE_KEYS = ("defaults", "moved", "runs")
+RUN_KEYS = ("name", "project", "request", "labels", "trigger", "matrix")
+TRIGGERS = ("on-change", "always", "manual")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+MAX_COMBINATIONS = 10_000
+# Headers that carry no credential: no literal-credential warning for them.
+_PLAIN_HEADERS = {"content-type", "accept", "user-agent", "content-encoding", "accept-encoding", "x-source"}
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Source:
+    file: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Run:
+    """One desired run. `request` is the redacted view (secrets as `(secret:NAME)` placeholders)."""
+
+    key: str
+    project: str
+    name: str
+    labels: Mapping[str, str]
+    trigger: str
+    source: Source
+    request: dict[str, Any]
+    secrets: frozenset[str]
+    # What the real view is rendered from, only for the body apply sends.
+    raw_request: Any = field(compare=False, repr=False)
+    context: Mapping[str, Any] = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Move:
+    old: str
+    new: str
+    source: Source
+
+
+@dataclass
+class FileResult:
+    file: str
+    runs: list[Run] = field(default_factory=list)
+    moves: list[Move] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    env_reads: frozenset[str] = frozenset()
+    text: str = ""  # kept to address rare whole-repository problems
+
+
+@dataclass(frozen=True)
+class Desired:
+    """Every run of the repository, in file order, and every problem found."""
+
+    runs: tuple[Run, ...]
+    moves: tuple[Move, ...]
+    problems: tuple[Problem, ...]
+    secret_names: frozenset[str]
+
+    @property
+    def ok(self) -> bool:
+        return not any(p.severity == "error" for p in self.problems)
+
+
+def discover(config: Config) -> list[str] | Problem:
+    """Run files relative to the repository, in the order of their path parts by code point."""
+    root = config.runs_dir
+    if not root.is_dir():
+        relative = config.relative(root)
+        return Problem(
+            config.file or "intuned-runs.yaml",
+            None,
+            None,
+            "error",
+            "runs_dir",
+            f"runs_dir {relative} does not exist: create it or set runs_dir in the config",
+        )
+    found: list[tuple[tuple[str, ...], str]] = []
+    seen: set[str] = set()
+    for directory, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(directory)
+        if real in seen:  # a link cycle
+            dirnames.clear()
+            continue
+        seen.add(real)
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            if not name.startswith(".") and name.endswith((".yaml", ".yml")):
+                relative = Path(directory, name).relative_to(config.repository)
+                found.append((relative.parts, relative.as_posix()))
+    return [relative for _, relative in sorted(found)]
+
+
+class Loader:
+    """Turns run files into Runs with one renderer and one schema checker for the whole repository."""
+
+    def __init__(self, config: Config, checker: RequestChecker) -> None:
+        self.config = config
+        self.checker = checker
+        self.renderer: Renderer = config.renderer
+        self.vars = config.vars
+        self.default_project = config.default_project
+
+    # -- one file ----------------------------------------------------------------------------------
+
+    def load_file(self, relative: str) -> FileResult:
+        result = FileResult(relative)
+        try:
+            text = documents.read_text(self.config.repository, relative)
+            document = documents.parse(text, relative)
+        except documents.DocumentError as e:
+            result.problems.append(Problem(relative, e.line, e.col, "error", "", e.message))
+            return result
+        result.text = text
+        result.problems += document.warnings
+        self.renderer.env_reads = set()
+        self._load_document(document, result)
+        result.problems = list(dict.fromkeys(result.problems))  # a matrix repeats its problems
+        result.env_reads = frozenset(self.renderer.env_reads)
+        return result
+
+    def _problem(
+        self,
+        result: FileResult,
+        nodes: tuple[yaml.Node | None, ...],
+        path: Path_,
+        message: str,
+        severity: str = "error",
+        address: Path_ | None = None,
+        shown: Path_ | None = None,
+    ) -> None:
+        line, col = documents.locate_best(nodes, path if address is None else address) or (None, None)
+        result.problems.append(
+            Problem(
+                result.file,
+                line,
+                col,
+                severity,  # type: ignore[arg-type]
+                json_path(path if shown is None else shown),
+                message,
+            )
+        )
+
+    def _load_document(self, document: documents.Document, result: FileResult) -> None:
+        value, node = document.value, document.node
+        if value is None:
+            return  # an empty run file is allowed
+        if not isinstance(value, dict):
+            self._problem(result, (node,), (), "a run file is a mapping with 'runs' (and optional 'defaults', 'moved')")
+            return
+        for key in value:
+            if key not in FILE_KEYS:
+                self._problem(
+                    result,
+                    (node,),
+                    (key,),
+                    f"unknown top-level key '{key}'{did_you_mean(str(key), FILE_KEYS)}",
+                )
+        defaults = value.get("defaults") or {}
+        defaults_node = _child(node, "defaults")
+        if not isinstance(defaults, dict):
+            self._problem(result, (node,), ("defaults",), "must be a mapping")
+            defaults = {}
+        for key in defaults:
+            if key in ("name", "matrix"):
+                self._problem(
+                    result,
+                    (defaults_node,),
+                    (key,),
+                    f"'{key}' may not be set in defaults",
+                    shown=("defaults", key),
+                )
+            elif key not in RUN_KEYS:
+                self._problem(
+                    result,
+                    (defaults_node,),
+                    (key,),
+                    f"unknown key '{key}'{did_you_mean(str(key), RUN_KEYS)}",
+                    shown=("defaults", key),
+                )
+        self._load_moves(value.get("moved"), _child(node, "moved"), result)
+        runs = value.get("runs")
+        runs_node = _child(node, "runs")
+        if runs is None:
+            return
+        if not isinstance(runs, list):
+            self._problem(result, (node,), ("runs",), "must be a list of runs")
+            return
+        for index, entry in enumerate(runs):
+            entry_node = runs_node.value[index] if isinstance(runs_node, yaml.SequenceNode) else None
+            if not isinstance(entry, dict):
+                self._problem(result, (entry_node,), (), "a run must be a mapping", shown=("runs", index))
+                continue
+            self._load_entry(entry, entry_node, defaults, defaults_node, result)
+
+    def _load_moves(self, moved: Any, node: yaml.Node | None, result: FileResult) -> None:
+        if moved is None:
+            return
+        if not isinstance(moved, list):
+            self._problem(result, (node,), (), "must be a list of {from, to}", shown=("moved",))
+            return
+        for index, item in enumerate(moved):
+            item_node = node.value[index] if isinstance(node, yaml.SequenceNode) else None
+            if (
+                not isinstance(item, dict)
+                or set(item) != {"from", "to"}
+                or not all(isinstance(v, str) and v.count("/") == 1 for v in item.values())
+            ):
+                self._problem(
+                    result,
+                    (item_node,),
+                    (),
+                    "must be {from: PROJECT/NAME, to: PROJECT/NAME}",
+                    shown=("moved", index),
+                )
+                continue
+            line = documents.locate(item_node, ()) or (0, 0)
+            result.moves.append(Move(item["from"], item["to"], Source(result.file, line[0])))
+
+    def _render(
+        self,
+        value: Any,
+        context: Mapping[str, Any],
+        result: FileResult,
+        nodes: tuple[yaml.Node | None, ...],
+        at: Path_,
+        *,
+        secrets: bool = False,
+    ) -> tuple[bool, Any]:
+        try:
+            return True, self.renderer.render(value, context, secrets_allowed=secrets, path=at)
+        except TemplateError as e:
+            self._problem(result, nodes, e.path, e.message)
+            return False, None
+
+    def _load_entry(
+        self,
+        entry: dict[str, Any],
+        node: yaml.Node | None,
+        defaults: dict[str, Any],
+        defaults_node: yaml.Node | None,
+        result: FileResult,
+    ) -> None:
+        nodes = (node, defaults_node)
+        bad = False
+        for key in entry:
+            if key not in RUN_KEYS:
+                self._problem(result, nodes, (key,), f"unknown key '{key}'{did_you_mean(str(key), RUN_KEYS)}")
+                bad = True
+        merged = deep_merge(defaults, entry) if defaults else entry
+        for key in ("name", "request"):
+            if key not in merged:
+                self._problem(result, nodes, (), f"run is missing required '{key}'", shown=(key,))
+                bad = True
+        if bad:
+            return
+        line = (documents.locate(node, ()) or (0, 0))[0]
+        base: dict[str, Any] = {"vars": self.vars}
+        combinations: Iterable[dict[str, Any]] = [{}]
+        if "matrix" in merged:
+            ok, matrix = self._render(merged["matrix"], {**base, "matrix": {}, "run": {}}, result, nodes, ("matrix",))
+            if not ok:
+                return
+            expanded = self._expand(matrix, result, nodes)
+            if expanded is None:
+                return
+            combinations = expanded
+        for combination in combinations:
+            self._load_run(merged, combination, base, nodes, Source(result.file, line), result)
+
+    def _expand(
+        self, matrix: Any, result: FileResult, nodes: tuple[yaml.Node | None, ...]
+    ) -> list[dict[str, Any]] | None:
+        if not isinstance(matrix, dict) or not matrix:
+            self._problem(result, nodes, ("matrix",), "must be a mapping of names to lists of values")
+            return None
+        total = 1
+        for key, values in matrix.items():
+            if not isinstance(values, list) or not values or not all(not isinstance(v, list) for v in values):
+                self._problem(result, nodes, ("matrix", key), "must be a non-empty list of scalars or maps")
+                return None
+            total *= len(values)
+        if total > MAX_COMBINATIONS:
+            self._problem(
+                result,
+                nodes,
+                ("matrix",),
+                f"{total} combinations is more than {MAX_COMBINATIONS}: split the run entry",
+            )
+            return None
+        keys = list(matrix)
+        return [dict(zip(keys, values, strict=True)) for values in itertools.product(*matrix.values())]
+
+    def _load_run(
+        self,
+        merged: dict[str, Any],
+        combination: dict[str, Any],
+        base: dict[str, Any],
+        nodes: tuple[yaml.Node | None, ...],
+        source: Source,
+        result: FileResult,
+    ) -> None:
+        run: dict[str, Any] = {}
+        context = {**base, "matrix": combination, "run": run}
+        ok, name = self._render(merged["name"], context, result, nodes, ("name",))
+        if not ok:
+            return
+        if not isinstance(name, str) or not NAME.match(name):
+            self._problem(
+                result,
+                nodes,
+                ("name",),
+                f"invalid run name {name!r}: use letters, digits, '.', '_' and '-' "
+                "(starting with a letter or digit, at most 128)",
+            )
+            return
+        run["name"] = name
+        if "project" in merged:
+            ok, project = self._render(merged["project"], context, result, nodes, ("project",))
+            if not ok:
+                return
+        else:
+            project = self.default_project
+        if not isinstance(project, str) or not project:
+            self._problem(
+                result,
+                nodes,
+                (),
+                "run has no project: set 'project' (or default_project in the config)",
+                shown=("project",),
+            )
+            return
+        if "/" in project:
+            self._problem(result, nodes, ("project",), f"project name {project!r} may not contain '/'")
+            return
+        run["project"] = project
+        ok, labels = self._render(merged.get("labels") or {}, context, result, nodes, ("labels",))
+        if not ok:
+            return
+        if not isinstance(labels, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
+        ):
+            self._problem(result, nodes, ("labels",), "must map strings to strings (quote numbers)")
+            return
+        run["labels"] = labels
+        ok, trigger = self._render(merged.get("trigger", "on-change"), context, result, nodes, ("trigger",))
+        if not ok:
+            return
+        if trigger not in TRIGGERS:
+            self._problem(result, nodes, ("trigger",), f"must be one of {', '.join(TRIGGERS)}")
+            return
+        run["trigger"] = trigger
+        raw_request = merged["request"]
+        self.renderer.secrets_used = set()
+        ok, request = self._render(raw_request, context, result, nodes, ("request",), secrets=True)
+        if not ok:
+            return
+        secrets = frozenset(self.renderer.secrets_used)
+        errors = False
+        for finding in self.checker.check(request):
+            errors |= finding.severity == "error"
+            self._problem(result, nodes, finding.path, finding.message, finding.severity, address=finding.address)
+        for path, message in literal_credentials(raw_request):
+            self._problem(result, nodes, path, message, "warning")
+        if errors:
+            return
+        result.runs.append(
+            Run(
+                f"{project}/{name}",
+                project,
+                name,
+                labels,
+                trigger,
+                source,
+                request,
+                secrets,
+                raw_request,
+                context,
+            )
+        )
+
+    # -- the repository ----------------------------------------------------------------------------
+
+    def render_real(self, run: Run) -> dict[str, Any]:
+        """The body apply sends: the same request rendered with the real secret values."""
+        real = self.renderer.with_secrets()
+        value = real.render(run.raw_request, run.context, secrets_allowed=True, path=("request",))
+        assert isinstance(value, dict)
+        return value
+
+
+def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
+                return value_node
+    return None
+
+
+def literal_credentials(raw: Any) -> list[tuple[Path_, str]]:
+    """Literal credentials in a run's request (SPEC §4): they belong in secret()."""
+    if not isinstance(raw, dict):
+        return []
+    suspects: list[tuple[Path_, Any]] = []
+    sink = raw.get("sink")
+    if isinstance(sink, dict):
+        for key in ("secretAccessKey", "accessKeyId"):
+            if key in sink:
+                suspects.append((("request", "sink", key), sink[key]))
+        headers = sink.get("headers")
+        if isinstance(headers, dict):
+            suspects += [
+                (("request", "sink", "headers", k), v)
+                for k, v in headers.items()
+                if str(k).lower() not in _PLAIN_HEADERS
+            ]
+    auth = raw.get("authSession")
+    if isinstance(auth, dict) and isinstance(auth.get("runtimeInput"), dict):
+        suspects += [(("request", "authSession", "runtimeInput", k), v) for k, v in auth["runtimeInput"].items()]
+    found = [
+        (path, "looks like a literal credential: use {{ secret('NAME') }} and set NAME in the environment")
+        for path, value in suspects
+        if isinstance(value, str) and value and "secret(" not in value
+    ]
+    for path, proxy in (
+        (("request", "proxy"), raw.get("proxy")),
+        (("request", "authSession", "proxy"), auth.get("proxy") if isinstance(auth, dict) else None),
+    ):
+        if isinstance(proxy, str) and "secret(" not in proxy and "{{" not in proxy:
+            try:
+                password = urlsplit(proxy).password
+            except ValueError:
+                password = None
+            if password:
+                found.append((path, "proxy URL holds a literal password: use {{ secret('NAME') }} for the URL"))
+    return found
+
+
+def assemble(config: Config, results: Iterable[FileResult], environ: Mapping[str, str]) -> Desired:
+    """Join per-file results: unique keys across the repository, env/secret conflicts, short secrets."""
+    results = list(results)
+    problems: list[Problem] = []
+    runs: list[Run] = []
+    moves: list[Move] = []
+    first: dict[str, Run] = {}
+    for result in results:
+        problems += result.problems
+        moves += result.moves
+        for run in result.runs:
+            other = first.get(run.key)
+            if other is not None:
+                problems.append(
+                    Problem(
+                        run.source.file,
+                        run.source.line,
+                        1,
+                        "error",
+                        "name",
+                        f"duplicate run key {run.key}: also defined at {other.source.file}:{other.source.line}",
+                    )
+                )
+                continue
+            first[run.key] = run
+            runs.append(run)
+    secret_names = frozenset(name for run in runs for name in run.secrets)
+    for result in results:
+        for name in sorted(result.env_reads & (secret_names | {API_KEY_VARIABLE})):
+            line, col = _find_env_read(result.text, name)
+            problems.append(
+                Problem(
+                    result.file,
+                    line,
+                    col,
+                    "error",
+                    "",
+                    f"env.{name} reads a variable that is used through secret(): "
+                    f"use {{{{ secret('{name}') }}}} inside request instead",
+                )
+            )
+    for name in sorted(secret_names):
+        value = environ.get(name, "")
+        if value and len(value) < MIN_LENGTH:
+            run = next(r for r in runs if name in r.secrets)
+            problems.append(
+                Problem(
+                    run.source.file,
+                    run.source.line,
+                    1,
+                    "warning",
+                    "request",
+                    f"secret {name} is shorter than {MIN_LENGTH} characters, so output redaction cannot mask it",
+                )
+            )
+    return Desired(tuple(runs), tuple(moves), tuple(problems), secret_names)
+
+
+def _find_env_read(text: str, name: str) -> tuple[int | None, int | None]:
+    pattern = re.compile(r"env\s*(?:\.\s*" + re.escape(name) + r"\b|\[\s*['\"]" + re.escape(name) + r"['\"]\s*\])")
+    for number, line in enumerate(text.splitlines(), 1):
+        match = pattern.search(line)
+        if match:
+            return number, match.start() + 1
+    return None, None
+
+
+def load(config: Config, checker: RequestChecker, environ: Mapping[str, str]) -> Desired:
+    files = discover(config)
+    if isinstance(files, Problem):
+        return Desired((), (), (files,), frozenset())
+    loader = Loader(config, checker)
+    return assemble(config, (loader.load_file(f) for f in files), environ)

@@ -1,0 +1,21 @@
+"""'Did you mean' suggestions for unknown names."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+def closest(name: str, known: Iterable[str]) -> str | None:
+    candidates = list(known)
+    matches = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    if not matches:
+        lowered = {c.lower(): c for c in candidates}
+        hit = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
+        return lowered[hit[0]] if hit else None
+    return matches[0]
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    match = closest(name, known)
+    return f"; did you mean '{match}'?" if match else ""

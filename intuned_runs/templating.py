@@ -1,0 +1,241 @@
+"""Jinja templating in a sandbox (SPEC §4, Templating and Secrets).
+
+Every string value is a template; strings without `{{`/`{%` are returned untouched. A value that is
+exactly one `{{ expression }}` keeps the expression's Python value. Each distinct source is compiled
+once: a repository of 10,000 runs reuses a handful of templates.
+
+Two views of every request: with `placeholders=True` (everything displayed, stored, hashed, validated)
+`secret('X')` gives `(secret:X)`; the real view is rendered only for the body apply sends.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+from jinja2 import nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+API_KEY_VARIABLE = "INTUNED_API_KEY"
+MAX_RESULT_LENGTH = 1_000_000  # `'x' * 10**9` must not exhaust memory
+_SINGLE = re.compile(r"^\{\{(?P<expr>(?:(?!\{\{|\}\}|\{%|\{#).)*)\}\}$", re.DOTALL)
+
+
+def placeholder(name: str) -> str:
+    return f"(secret:{name})"
+
+
+class TemplateError(Exception):
+    """A template that cannot be rendered; `path` is relative to the rendered value."""
+
+    def __init__(self, message: str, path: tuple[str | int, ...] = ()) -> None:
+        super().__init__(message)
+        self.message, self.path = message, path
+
+
+class EnvVars(Mapping[str, str]):
+    """`env` as templates see it: only names matching env_allow, never the API key."""
+
+    def __init__(self, environ: Mapping[str, str], allow: tuple[str, ...]) -> None:
+        self._environ = environ
+        self._allow = allow
+
+    def allowed(self, name: str) -> bool:
+        return any(fnmatch.fnmatchcase(name, pattern) for pattern in self._allow)
+
+    def __getitem__(self, name: str) -> str:
+        if name == API_KEY_VARIABLE:
+            raise TemplateError(f"env.{API_KEY_VARIABLE} may not be read by templates: the API key stays out of runs")
+        if not self.allowed(name):
+            raise KeyError(name)
+        return self._environ[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return (n for n in self._environ if n != API_KEY_VARIABLE and self.allowed(n))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+class _Undefined(jinja2.StrictUndefined):
+    """Undefined names are errors at their file:line, with a message that says what to do."""
+
+    @property
+    def _undefined_message(self) -> str:
+        if isinstance(self._undefined_obj, EnvVars):
+            name = self._undefined_name
+            return (
+                f"environment variable {name} is not set (or not allowed by env_allow): "
+                f"set it or use {{{{ env.{name} | default('…') }}}}"
+            )
+        if self._undefined_hint:
+            return self._undefined_hint
+        return f"undefined: {super()._undefined_message}"
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    intercepted_binops = frozenset(["*", "**"])
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, (int, float)) and abs(right) > 64:
+            raise TemplateError("exponent too large")
+        if operator == "*":
+            for seq, count in ((left, right), (right, left)):
+                if (
+                    isinstance(seq, (str, list, tuple))
+                    and isinstance(count, int)
+                    and len(seq) * count > MAX_RESULT_LENGTH
+                ):
+                    raise TemplateError("result of '*' is too large")
+        return super().call_binop(context, operator, left, right)
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    render: Any  # callable(context) -> value
+    single: bool
+    secret_calls: bool  # calls secret() at all
+    secret_outside_output: bool  # calls or names secret() outside a `{{ }}` expression
+    env_names: frozenset[str]  # names read as env.NAME / env['NAME']
+    secret_names: frozenset[str]  # names read as secret('NAME')
+
+
+def _analyse(ast: nodes.Node) -> tuple[bool, bool, frozenset[str], frozenset[str]]:
+    secret_names: set[str] = set()
+    env_names: set[str] = set()
+    in_output: set[int] = set()
+    for output in ast.find_all(nodes.Output):
+        for child in output.nodes:
+            if not isinstance(child, nodes.TemplateData):
+                in_output.update(id(n) for n in child.find_all(nodes.Name))
+                if isinstance(child, nodes.Name):
+                    in_output.add(id(child))
+    uses = False
+    outside = False
+    for name in ast.find_all(nodes.Name):
+        if name.name == "secret":
+            uses = True
+            if id(name) not in in_output:
+                outside = True
+    for call in ast.find_all(nodes.Call):
+        if isinstance(call.node, nodes.Name) and call.node.name == "secret":
+            if call.args and isinstance(call.args[0], nodes.Const) and isinstance(call.args[0].value, str):
+                secret_names.add(call.args[0].value)
+    for getattr_node in ast.find_all(nodes.Getattr):
+        if isinstance(getattr_node.node, nodes.Name) and getattr_node.node.name == "env":
+            env_names.add(getattr_node.attr)
+    for getitem in ast.find_all(nodes.Getitem):
+        if (
+            isinstance(getitem.node, nodes.Name)
+            and getitem.node.name == "env"
+            and isinstance(getitem.arg, nodes.Const)
+            and isinstance(getitem.arg.value, str)
+        ):
+            env_names.add(getitem.arg.value)
+    return uses, outside, frozenset(env_names), frozenset(secret_names)
+
+
+class Renderer:
+    """Renders values; one per process and environment, caching compiled templates by source."""
+
+    def __init__(self, environ: Mapping[str, str], env_allow: tuple[str, ...], *, placeholders: bool = True) -> None:
+        self.environ = environ
+        self.env = EnvVars(environ, env_allow)
+        self.placeholders = placeholders
+        self._jinja = _Sandbox(undefined=_Undefined, autoescape=False, keep_trailing_newline=True)
+        self._cache: dict[str, _Compiled] = {}
+        self.secrets_used: set[str] = set()  # secret names seen by the current render (reset by caller)
+        self.env_reads: set[str] = set()  # env names read statically by rendered templates
+
+    def with_secrets(self) -> Renderer:
+        """The real view: secret(NAME) returns the environment's value (for the sent body only)."""
+        real = Renderer(self.environ, (), placeholders=False)
+        real.env = self.env
+        real._cache = self._cache  # compiled code does not depend on the view
+        return real
+
+    def _secret(self, name: Any) -> str:
+        if not isinstance(name, str):
+            raise TemplateError("secret() takes the name of an environment variable, as a string")
+        self.secrets_used.add(name)
+        if self.placeholders:
+            return placeholder(name)
+        value = self.environ.get(name, "")
+        if not value:
+            raise TemplateError(f"secret {name} is not set")
+        return value
+
+    def _compile(self, source: str) -> _Compiled:
+        compiled = self._cache.get(source)
+        if compiled is not None:
+            return compiled
+        try:
+            ast = self._jinja.parse(source)
+            uses, outside, env_names, secret_names = _analyse(ast)
+            match = _SINGLE.match(source)
+            if match:
+                expression = self._jinja.compile_expression(match["expr"], undefined_to_none=False)
+                compiled = _Compiled(expression, True, uses, outside, env_names, secret_names)
+            else:
+                template = self._jinja.from_string(source)
+                compiled = _Compiled(template.render, False, uses, outside, env_names, secret_names)
+        except jinja2.TemplateSyntaxError as e:
+            raise TemplateError(f"template syntax error: {e.message}") from e
+        self._cache[source] = compiled
+        return compiled
+
+    def render_string(self, source: str, context: Mapping[str, Any], *, secrets_allowed: bool) -> Any:
+        if "{" not in source or ("{{" not in source and "{%" not in source):
+            return source
+        compiled = self._compile(source)
+        if compiled.secret_calls:
+            if not secrets_allowed:
+                raise TemplateError("secret() may only be used inside request")
+            if compiled.secret_outside_output:
+                raise TemplateError("secret() may only be used inside {{ }} expressions")
+        if compiled.env_names:
+            self.env_reads.update(compiled.env_names)
+        full = {"env": self.env, "secret": self._secret, **context}
+        try:
+            value = compiled.render(**full) if compiled.single else compiled.render(full)
+            if isinstance(value, jinja2.Undefined):
+                str(value)  # raises UndefinedError with the name
+        except TemplateError:
+            raise
+        except jinja2.UndefinedError as e:
+            raise TemplateError(str(e.message)) from e
+        except jinja2.exceptions.SecurityError as e:
+            raise TemplateError(f"not allowed in templates: {e}") from e
+        except jinja2.TemplateError as e:
+            raise TemplateError(f"template error: {e}") from e
+        except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError, OverflowError) as e:
+            raise TemplateError(f"template error: {type(e).__name__}: {e}") from e
+        return value
+
+    def render(
+        self,
+        value: Any,
+        context: Mapping[str, Any],
+        *,
+        secrets_allowed: bool = False,
+        path: tuple[str | int, ...] = (),
+    ) -> Any:
+        """Render every string (not key) of a value; errors carry the path of the failing string."""
+        if isinstance(value, str):
+            try:
+                return self.render_string(value, context, secrets_allowed=secrets_allowed)
+            except TemplateError as e:
+                raise TemplateError(e.message, path) from e
+        if isinstance(value, dict):
+            return {
+                k: self.render(v, context, secrets_allowed=secrets_allowed, path=(*path, k)) for k, v in value.items()
+            }
+        if isinstance(value, list):
+            return [
+                self.render(v, context, secrets_allowed=secrets_allowed, path=(*path, i)) for i, v in enumerate(value)
+            ]
+        return value

@@ -1,0 +1,219 @@
+"""Checks a rendered request against the pulled schema, in words a user can act on (SPEC §5).
+
+jsonschema finds the problems; we translate them: `oneOf`/`anyOf` are resolved to the variant the
+request means (a `type` discriminator, or the variant whose required keys are present) and that
+variant's own problems are reported — never "is not valid under any of the given schemas". Keys the
+schema does not define are warnings with the closest known name. `format` is an annotation only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from intuned_runs.suggest import did_you_mean
+
+Path = tuple[str | int, ...]
+_TYPE_NAMES = {
+    "object": "an object",
+    "array": "a list",
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "a boolean (true/false)",
+    "null": "null",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    path: Path  # of the offending value (for a missing key: the key that is missing)
+    address: Path  # the node to point at (for a missing key: the mapping that lacks it)
+    severity: str
+    message: str
+
+
+def json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "list" if isinstance(value, list) else "object"
+
+
+def _variants(schema: dict[str, Any]) -> tuple[str, list[dict[str, Any]]] | None:
+    for keyword in ("oneOf", "anyOf"):
+        if isinstance(schema.get(keyword), list):
+            return keyword, schema[keyword]
+    return None
+
+
+def _discriminator(variants: list[dict[str, Any]]) -> str | None:
+    """The property whose single-valued enum tells the variants apart (`type` for sink)."""
+    for name in ("type", "kind"):
+        if all(len(v.get("properties", {}).get(name, {}).get("enum", [])) == 1 for v in variants):
+            return name
+    return None
+
+
+def select_variant(schema: dict[str, Any], instance: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """(variant the instance means, or None; a label such as 's3' for messages)."""
+    found = _variants(schema)
+    if found is None or not isinstance(instance, dict):
+        return None, None
+    _, variants = found
+    key = _discriminator(variants)
+    if key is not None:
+        for variant in variants:
+            value = variant["properties"][key]["enum"][0]
+            if instance.get(key) == value:
+                return variant, str(value)
+        return None, None
+    for variant in variants:
+        required = variant.get("required", [])
+        if required and all(k in instance for k in required):
+            return variant, None
+    return None, None
+
+
+class RequestChecker:
+    """One validator per schema, built once; `check` is called once per run."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.schema = schema
+        self._validators: dict[int, Draft202012Validator] = {}
+
+    def _validator(self, schema: dict[str, Any]) -> Draft202012Validator:
+        validator = self._validators.get(id(schema))
+        if validator is None:
+            validator = self._validators[id(schema)] = Draft202012Validator(schema)
+        return validator
+
+    def check(self, request: Any) -> list[Finding]:
+        root: Path = ("request",)
+        if not isinstance(request, dict):
+            return [Finding(root, root, "error", f"must be a mapping (got {json_type(request)})")]
+        findings = list(self._errors(self.schema, request, root, "request"))
+        findings += self._unknown_keys(self.schema, request, root)
+        return findings
+
+    def _errors(self, schema: dict[str, Any], instance: Any, at: Path, what: str) -> Iterator[Finding]:
+        validator = self._validator(schema)
+        if validator.is_valid(instance):
+            return
+        for error in sorted(validator.iter_errors(instance), key=lambda e: [str(p) for p in e.path]):
+            yield from self._translate(error, at, what)
+
+    def _translate(self, error: ValidationError, at: Path, what: str) -> Iterator[Finding]:
+        path: Path = (*at, *error.absolute_path)
+        keyword, value, instance = error.validator, error.validator_value, error.instance
+        subject = str(path[-1]) if len(path) > len(at) else what
+        if keyword in ("oneOf", "anyOf"):
+            yield from self._variant_errors(error.schema, instance, path, subject)
+        elif keyword == "required":
+            for key in value:  # jsonschema reports each missing key in its own error
+                if isinstance(instance, dict) and key not in instance and repr(key) in error.message:
+                    yield Finding((*path, key), path, "error", f"{subject} is missing required '{key}'")
+        elif keyword == "type":
+            types = [value] if isinstance(value, str) else list(value)
+            wanted = " or ".join(_TYPE_NAMES.get(t, t) for t in types)
+            yield Finding(path, path, "error", f"must be {wanted} (got {json_type(instance)})")
+        elif keyword in ("enum", "const"):
+            options = value if keyword == "enum" else [value]
+            yield Finding(path, path, "error", f"must be {' or '.join(json.dumps(o) for o in options)}")
+        elif keyword == "minItems":
+            yield Finding(path, path, "error", f"must have at least {value} item{'s' if value != 1 else ''}")
+        elif keyword in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+            word = {
+                "minimum": "at least",
+                "exclusiveMinimum": "more than",
+                "maximum": "at most",
+                "exclusiveMaximum": "less than",
+            }[keyword]
+            yield Finding(path, path, "error", f"must be {word} {value}")
+        else:
+            yield Finding(path, path, "error", error.message)
+
+    def _variant_errors(self, schema: dict[str, Any], instance: Any, path: Path, subject: str) -> Iterator[Finding]:
+        found = _variants(schema)
+        assert found is not None
+        _, variants = found
+        if not isinstance(instance, dict):
+            yield Finding(path, path, "error", f"must be an object (got {json_type(instance)})")
+            return
+        variant, label = select_variant(schema, instance)
+        key = _discriminator(variants)
+        if variant is None and key is not None:
+            names = ", ".join(str(v["properties"][key]["enum"][0]) for v in variants)
+            where = (*path, key) if key in instance else path
+            yield Finding((*path, key), where, "error", f"must be one of {names}")
+            return
+        if variant is None:
+            needs = sorted(
+                (v["required"][0], str(v.get("title", "")).split(" ")[0].lower()) for v in variants if v.get("required")
+            )
+            choices = " or ".join(f"'{k}' ({label})" if label else f"'{k}'" for k, label in needs)
+            yield Finding(path, path, "error", f"needs {choices}")
+            return
+        name = f"{label} {subject}" if label else subject
+        for finding in self._errors(variant, instance, path, name):
+            if (
+                variant.get("title", "").lower().startswith("runtime")
+                and finding.path[-1:] == ("autoRecreate",)
+                and finding.severity == "error"
+            ):
+                finding = Finding(
+                    finding.path,
+                    finding.address,
+                    "error",
+                    "autoRecreate must be true for runtime-input AuthSessions",
+                )
+            yield finding
+
+    def known_properties(self, schema: dict[str, Any], instance: Any) -> dict[str, Any] | None:
+        """Properties of an object schema (for oneOf: the selected variant; for anyOf: the union)."""
+        found = _variants(schema)
+        if found is not None:
+            keyword, variants = found
+            if keyword == "anyOf":
+                union: dict[str, Any] = {}
+                for variant in variants:
+                    for name, sub in variant.get("properties", {}).items():
+                        union.setdefault(name, sub)
+                chosen, _ = select_variant(schema, instance)
+                if chosen is not None:
+                    union.update(chosen.get("properties", {}))
+                return union or None
+            chosen, _ = select_variant(schema, instance)
+            return None if chosen is None else chosen.get("properties")
+        properties = schema.get("properties")
+        return properties if isinstance(properties, dict) else None
+
+    def _unknown_keys(self, schema: dict[str, Any], instance: Any, at: Path) -> Iterator[Finding]:
+        if isinstance(instance, list) and isinstance(schema.get("items"), dict):
+            for index, item in enumerate(instance):
+                yield from self._unknown_keys(schema["items"], item, (*at, index))
+            return
+        if not isinstance(instance, dict):
+            return
+        properties = self.known_properties(schema, instance)
+        if properties is None:
+            return  # a free map such as `parameters` or `headers`
+        for key, value in instance.items():
+            sub = properties.get(key)
+            if sub is None:
+                path = (*at, key)
+                yield Finding(path, path, "warning", f"unknown key '{key}'{did_you_mean(str(key), properties)}")
+            elif isinstance(sub, dict):
+                yield from self._unknown_keys(sub, value, (*at, key))

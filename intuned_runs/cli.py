@@ -42,6 +42,34 @@ def schema_version() -> str:
         return "unknown"
 
 
+def duration(text: str) -> float:
+    """DUR is an integer with a unit: `90s`, `15m`, `1h` (SPEC §7)."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: use an integer with a unit, like 90s, 15m or 1h")
+    return int(text[:-1]) * units[text[-1]]
+
+
+def positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors exit 1, never argparse's 2 (2 means "changes present" with --detailed-exitcode)."""
 
@@ -142,13 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("planfile", nargs="?", metavar="PLANFILE", help="a plan saved with plan --out")
     _selection(p)
     p.add_argument("--yes", "-y", action="store_true", help="do not prompt")
-    p.add_argument("--concurrency", type=int, default=8, metavar="N")
-    p.add_argument("--max-submit", type=int, default=None, metavar="N")
+    p.add_argument("--concurrency", type=positive, default=8, metavar="N")
+    p.add_argument("--max-submit", type=non_negative, default=None, metavar="N")
     p.add_argument("--wait", action="store_true", help="poll each submitted run until it is final")
-    p.add_argument("--timeout", default="30m", metavar="DUR", help="with --wait (default 30m)")
+    p.add_argument("--timeout", type=duration, default="30m", metavar="DUR", help="with --wait (default 30m)")
     p.add_argument("--retry-unknown", action="store_true")
-    p.add_argument("--lock-timeout", default="0s", metavar="DUR")
-    p.add_argument("--read-timeout", default="60s", metavar="DUR")
+    p.add_argument("--lock-timeout", type=duration, default="0s", metavar="DUR")
+    p.add_argument("--read-timeout", type=duration, default="60s", metavar="DUR")
     p.add_argument("--json", action="store_true")
     p.add_argument("--detailed-exitcode", action="store_true")
     p.add_argument("--strict", action="store_true")
@@ -157,9 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("watch", "keep a directory planned (or applied) as it is edited")
     _selection(p)
     p.add_argument("--apply", action="store_true")
-    p.add_argument("--concurrency", type=int, default=8, metavar="N")
-    p.add_argument("--lock-timeout", default="0s", metavar="DUR")
-    p.add_argument("--read-timeout", default="60s", metavar="DUR")
+    p.add_argument("--concurrency", type=positive, default=8, metavar="N")
+    p.add_argument("--lock-timeout", type=duration, default="0s", metavar="DUR")
+    p.add_argument("--read-timeout", type=duration, default="60s", metavar="DUR")
     p.add_argument("--emulator", action="store_true")
 
     p = command("schema", "pull the request schema from the OpenAPI spec")
@@ -186,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         _globals(s, suppress=True)
-        s.add_argument("--lock-timeout", default="0s", metavar="DUR")
+        s.add_argument("--lock-timeout", type=duration, default="0s", metavar="DUR")
         return s
 
     s = state_command("list", "list the state's entries")
@@ -214,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("selectors", nargs="*", metavar="SEL")
     p.add_argument("--json", action="store_true")
     p.add_argument("--detailed-exitcode", action="store_true")
-    p.add_argument("--read-timeout", default="60s", metavar="DUR")
+    p.add_argument("--read-timeout", type=duration, default="60s", metavar="DUR")
 
     p = command("emulator", "serve a local emulator of the Run API")
     p.add_argument("--host", default="127.0.0.1")

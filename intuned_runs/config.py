@@ -57,6 +57,10 @@ class Settings:
     vars: tuple[str, ...] = ()
     workspace_id: str | None = None
     base_url: str | None = None
+    emulator: bool = False  # state under .intuned-runs/emulator/, never mixed with a real one
+
+
+EMULATOR_WORKSPACE = "00000000-0000-0000-0000-000000000000"
 
 
 def deep_merge(base: Any, over: Any) -> Any:
@@ -103,6 +107,7 @@ class Config:
         cwd = Path(settings.chdir).resolve() if settings.chdir else Path.cwd()
         if settings.chdir and not cwd.is_dir():
             raise UsageError(f"-C {settings.chdir}: no such directory")
+        self.path: Path | None
         if settings.config:
             path = (cwd / settings.config).resolve()
             if not path.is_file():
@@ -231,6 +236,9 @@ class Config:
 
     @cached_property
     def state_path(self) -> Path:
+        if self.settings.emulator:
+            name = f"{self.env_name}.json" if self.env_name else "state.json"
+            return (self.repository / ".intuned-runs" / "emulator" / name).resolve()
         if self.env_name is not None:
             layer = self._layers[-1][1]
             if "state" not in layer:

@@ -93,6 +93,21 @@ class Plan:
         return bool(self.to_submit or self.to_forget)
 
 
+def for_watch(plan: Plan, always_submitted: frozenset[str]) -> Plan:
+    """Watch mode (SPEC §8): an `always` run is submitted at most once per session, and forgets are
+    shown but never applied (a branch switch must not forget and then re-run everything)."""
+    from dataclasses import replace
+
+    runs = []
+    for run in plan.runs:
+        if run.action == SUBMIT and run.reason == "always" and run.key in always_submitted:
+            run = replace(run, action=UNCHANGED, reason="always (submitted once this session)")
+        elif run.action == FORGET:
+            run = replace(run, action=UNCHANGED, reason="removed (watch never forgets)")
+        runs.append(run)
+    return Plan(tuple(runs), plan.moves)
+
+
 def apply_moves(
     entries: Mapping[str, Entry], moves: Iterable[Move], defined: set[str]
 ) -> tuple[dict[str, Entry], list[tuple[str, str]]]:
@@ -141,7 +156,7 @@ def make_plan(
             continue
         forced = any_match(force, run.key, run.labels)
         entry = entries.get(run.key)
-        fp = fingerprint(run.project, run.name, run.request)
+        fp = run.fingerprint
         stored_fp = entry.fingerprint if entry is not None else None
         if entry is not None and run.key in moved_to:
             stored_fp = fingerprint(run.project, run.name, entry.request)  # the old key's hash named the old run

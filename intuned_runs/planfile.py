@@ -100,7 +100,8 @@ def check_fresh(
     """Raise StalePlan naming the cause when the plan no longer describes what apply would do."""
     if state_path != saved.state_path:
         raise StalePlan(f"it was made for state {saved.state_path}, this apply uses {state_path}")
-    if state.lineage != saved.lineage:
+    never_written = saved.serial == 0 and state.serial == 0  # no state file yet: its lineage is not fixed
+    if state.lineage != saved.lineage and not never_written:
         raise StalePlan(f"the state was replaced since the plan (lineage {saved.lineage} → {state.lineage})")
     if state.serial != saved.serial:
         raise StalePlan(f"the state changed since the plan (serial {saved.serial} → {state.serial}): plan again")

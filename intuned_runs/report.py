@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from intuned_runs.apply import ApplyResult, RunOutcome
 from intuned_runs.plan import Plan, PlannedRun
 from intuned_runs.problems import Problem
 from intuned_runs.runs import Run
@@ -203,3 +204,53 @@ def blocked_lines(plan: Plan) -> list[str]:
             "or plan with --retry-unknown or --run"
         )
     return lines
+
+
+# -- apply ---------------------------------------------------------------------------------------------
+
+
+def outcome_line(outcome: RunOutcome) -> str:
+    if outcome.outcome == "submitted":
+        return f"✓ {outcome.key}  {outcome.run_id}"
+    if outcome.outcome == "failed":
+        status = f"{outcome.http_status}: " if outcome.http_status else ""
+        return f"✗ {outcome.key}  {status}{outcome.message or 'failed'}"
+    if outcome.outcome == "unknown":
+        return f"? {outcome.key}  unknown: {outcome.message or 'no answer'}"
+    return f"- {outcome.key}  skipped: {outcome.message or 'not sent'}"
+
+
+def apply_summary(result: ApplyResult, waited: Any = None) -> list[str]:
+    s = result.summary
+    lines = []
+    if not result.outcomes and not result.forgotten and not result.plan.moves:
+        return [summary_line(result.plan)]
+    for key in result.forgotten:
+        lines.append(f"- {key}  forgotten (kept as a tombstone)")
+    for old, new in result.plan.moves:
+        lines.append(f"→ {new}  moved from {old}")
+    if waited is not None:
+        for run in waited[0].values():
+            lines.append(f"  {run.key}  {run.run_id}  {run.status or run.fetch_error}")
+    lines.append(
+        f"Apply: {s['submitted']} submitted, {s['failed']} failed, {s['unknown']} unknown, "
+        f"{s['skipped']} skipped, {s['forgotten']} forgotten, {s['blocked']} blocked."
+    )
+    return lines
+
+
+def apply_json(result: ApplyResult, waited: Any = None) -> str:
+    statuses = {k: r.status for k, r in waited[0].items()} if waited is not None else {}
+    runs = []
+    for outcome in result.outcomes:
+        item = outcome.as_dict()
+        if outcome.key in statuses:
+            item["status"] = statuses[outcome.key]
+        runs.append(item)
+    document = {
+        "format_version": FORMAT_VERSION,
+        "summary": result.summary,
+        "runs": runs,
+        "forgotten": list(result.forgotten),
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False)

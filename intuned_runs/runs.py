@@ -19,6 +19,7 @@ import yaml
 
 from intuned_runs import documents
 from intuned_runs.config import Config, deep_merge
+from intuned_runs.fingerprint import fingerprint
 from intuned_runs.problems import Problem, json_path
 from intuned_runs.redaction import MIN_LENGTH
 from intuned_runs.suggest import did_you_mean
@@ -54,6 +55,7 @@ class Run:
     source: Source
     request: dict[str, Any]
     secrets: frozenset[str]
+    fingerprint: str  # of the redacted request, with defaults filled (SPEC §6)
     # What the real view is rendered from, only for the body apply sends.
     raw_request: Any = field(compare=False, repr=False)
     context: Mapping[str, Any] = field(compare=False, repr=False)
@@ -114,8 +116,8 @@ def discover(config: Config) -> list[str] | Problem:
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         for name in filenames:
             if not name.startswith(".") and name.endswith((".yaml", ".yml")):
-                relative = Path(directory, name).relative_to(config.repository)
-                found.append((relative.parts, relative.as_posix()))
+                path = Path(directory, name).relative_to(config.repository)
+                found.append((path.parts, path.as_posix()))
     return [relative for _, relative in sorted(found)]
 
 
@@ -402,6 +404,7 @@ class Loader:
                 source,
                 request,
                 secrets,
+                fingerprint(project, name, request, self.checker.schema),
                 raw_request,
                 context,
             )
@@ -421,7 +424,8 @@ def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
-                return value_node
+                child: yaml.Node = value_node
+                return child
     return None
 
 

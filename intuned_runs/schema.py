@@ -120,7 +120,7 @@ def load(path: str | None = None) -> dict[str, Any]:
         raise SchemaError(f"cannot read schema {file}: {e}") from e
     if not isinstance(schema, dict):
         raise SchemaError(f"schema {file} is not a JSON object")
-    return schema  # type: ignore[no-any-return]
+    return schema
 
 
 def version(schema: dict[str, Any]) -> str:

@@ -122,9 +122,14 @@ def _analyse(ast: nodes.Node) -> tuple[bool, bool, frozenset[str], frozenset[str
             if id(name) not in in_output:
                 outside = True
     for call in ast.find_all(nodes.Call):
-        if isinstance(call.node, nodes.Name) and call.node.name == "secret":
-            if call.args and isinstance(call.args[0], nodes.Const) and isinstance(call.args[0].value, str):
-                secret_names.add(call.args[0].value)
+        if (
+            isinstance(call.node, nodes.Name)
+            and call.node.name == "secret"
+            and call.args
+            and isinstance(call.args[0], nodes.Const)
+            and isinstance(call.args[0].value, str)
+        ):
+            secret_names.add(call.args[0].value)
     for getattr_node in ast.find_all(nodes.Getattr):
         if isinstance(getattr_node.node, nodes.Name) and getattr_node.node.name == "env":
             env_names.add(getattr_node.attr)

@@ -117,10 +117,12 @@ class RequestChecker:
 
     def _translate(self, error: ValidationError, at: Path, what: str) -> Iterator[Finding]:
         path: Path = (*at, *error.absolute_path)
-        keyword, value, instance = error.validator, error.validator_value, error.instance
+        keyword, instance = error.validator, error.instance
+        value: Any = error.validator_value
         subject = str(path[-1]) if len(path) > len(at) else what
         if keyword in ("oneOf", "anyOf"):
-            yield from self._variant_errors(error.schema, instance, path, subject)
+            schema: Any = error.schema
+            yield from self._variant_errors(schema, instance, path, subject)
         elif keyword == "required":
             for key in value:  # jsonschema reports each missing key in its own error
                 if isinstance(instance, dict) and key not in instance and repr(key) in error.message:

@@ -1,0 +1,93 @@
+"""Run results (SPEC §7 Waiting, §9 status): fetch, poll with backoff until final, record final statuses.
+
+Statuses the tool does not know are shown as they come; only completed, failed and canceled are final.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from intuned_runs.errors import ApiError
+
+FINAL = frozenset({"completed", "failed", "canceled"})
+FIRST_DELAY, MAX_DELAY = 2.0, 30.0
+
+
+class Fetcher(Protocol):
+    def result(self, project: str, run_id: str) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Tracked:
+    key: str
+    project: str
+    run_id: str
+
+
+@dataclass(frozen=True)
+class RunResult:
+    key: str
+    run_id: str
+    status: str | None
+    error: Any = None
+    result: Any = None
+    fetch_error: str | None = None  # the fetch itself failed
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL
+
+    def as_dict(self) -> dict[str, Any]:
+        error = self.error
+        if self.fetch_error is not None:
+            error = {"message": self.fetch_error}
+        return {"key": self.key, "run_id": self.run_id, "status": self.status, "error": error, "result": self.result}
+
+
+def fetch(client: Fetcher, run: Tracked) -> RunResult:
+    try:
+        body = client.result(run.project, run.run_id)
+    except ApiError as e:
+        return RunResult(run.key, run.run_id, None, fetch_error=str(e))
+    status = body.get("status")
+    error = body.get("error") if body.get("error") is not None else body.get("reason")
+    return RunResult(run.key, run.run_id, str(status) if status is not None else None, error, body.get("result"))
+
+
+def wait_all(
+    client: Fetcher,
+    runs: Sequence[Tracked],
+    *,
+    timeout: float,
+    on_update: Callable[[RunResult], None],
+    should_stop: Callable[[], bool] = lambda: False,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[dict[str, RunResult], bool]:
+    """Poll until every run is final, `timeout` passes or `should_stop()`. Returns (latest, timed_out)."""
+    deadline = clock() + timeout
+    latest: dict[str, RunResult] = {}
+    waiting = list(runs)
+    delay = FIRST_DELAY
+    while waiting:
+        still = []
+        for run in waiting:
+            result = fetch(client, run)
+            previous = latest.get(run.key)
+            latest[run.key] = result
+            if previous is None or previous.status != result.status:
+                on_update(result)
+            if not result.final:
+                still.append(run)
+        waiting = still
+        if not waiting:
+            return latest, False
+        remaining = deadline - clock()
+        if remaining <= 0 or should_stop():
+            return latest, remaining <= 0
+        sleep(min(delay, remaining))
+        delay = min(delay * 2, MAX_DELAY)
+    return latest, False

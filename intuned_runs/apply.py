@@ -237,6 +237,7 @@ def run_apply(
     on_outcome: Callable[[RunOutcome], None],
     on_plan: Callable[[Any], None] = lambda plan: None,
     log: Callable[[str], None] | None = None,
+    timing: Callable[[str], None] | None = None,
     transport: Any = None,
     redactor: Any = None,
 ) -> ApplyResult:
@@ -312,6 +313,7 @@ def run_apply(
                     read_timeout=options.read_timeout,
                     redactor=repository.redactor(),
                     log=log,
+                    timing=timing,
                     transport=transport,
                 ) as client:
                     outcomes = submit_all(

@@ -247,16 +247,23 @@ def apply(args: argparse.Namespace, out: Output) -> int:
             question = f"Submit {submit} runs? [y/N]" if submit else f"Forget {forget} runs from state? [y/N]"
             return out.confirm(question)
 
+        total = [0]
+
         def on_plan(plan) -> None:  # type: ignore[no-untyped-def]
             for line in blocked_lines(plan):
                 out.err(line)
+            total[0] = len(plan.to_submit)
             if not args.json and (plan.has_changes or plan.moves or out.verbose):
                 for line in plan_text(plan, out.verbose):  # like terraform: the plan, then the outcomes
                     out.out(line)
 
+        finished = [0]
+
         def on_outcome(outcome: RunOutcome) -> None:
+            finished[0] += 1
             if not args.json:
                 out.out(outcome_line(outcome))
+                out.progress(finished[0], total[0], "runs")
 
         options = ApplyOptions(
             select=tuple(args.select),
@@ -280,6 +287,7 @@ def apply(args: argparse.Namespace, out: Output) -> int:
             on_outcome=on_outcome,
             on_plan=on_plan,
             log=out.log if out.debug else None,
+            timing=out.err if out.verbose else None,
             redactor=out.redactor,
         )
         if not result.confirmed:
@@ -399,6 +407,7 @@ def watch(args: argparse.Namespace, out: Output) -> int:
             lock_timeout=args.lock_timeout,
             read_timeout=args.read_timeout,
             api_key=environ.get("INTUNED_API_KEY", ""),
+            interactive=out.interactive(),
         )
         signals = _signals(out)
         watcher = Watcher(settings, environ, options, report, signals, redactor=out.redactor)
@@ -466,6 +475,7 @@ def status(args: argparse.Namespace, out: Output) -> int:
         read_timeout=args.read_timeout,
         redactor=out.redactor,
         log=out.log if out.debug else None,
+        timing=out.err if out.verbose else None,
     ) as client:
         results = [fetch(client, run) for run in tracked]
     _record_statuses(repository, out, [r for r in results if r.final], StatusRecord, StateLock)

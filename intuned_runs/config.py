@@ -21,6 +21,7 @@ from intuned_runs.suggest import did_you_mean
 from intuned_runs.templating import Renderer, TemplateError
 
 CONFIG_NAME = "intuned-runs.yaml"
+FLAG_VAR = "<flag --var>"
 DEFAULT_BASE_URL = "https://app.intuned.io/api/v1/workspace"
 KEYS = (
     "workspace_id",
@@ -76,14 +77,18 @@ def deep_merge(base: Any, over: Any) -> Any:
 def parse_var(text: str) -> tuple[list[str], Any]:
     """`--var a.b=70` → (['a', 'b'], 70): the value is a YAML 1.2 scalar."""
     key, sep, raw = text.partition("=")
+
+    def problem(path: str, message: str) -> ProblemsFound:  # addressed like any problem (SPEC §5)
+        return ProblemsFound([Problem(FLAG_VAR, None, None, "error", path, message)])
+
     if not sep or not key or any(not part for part in key.split(".")):
-        raise UsageError(f"<flag --var>: error: expected KEY=VALUE, got {text!r}")
+        raise problem("", f"expected KEY=VALUE, got {text!r}")
     try:
-        value = documents.parse(raw, "<flag --var>").value if raw.strip() else raw
+        value = documents.parse(raw, FLAG_VAR).value if raw.strip() else raw
     except documents.DocumentError as e:
-        raise UsageError(f"<flag --var>: error: {key}: {e.message}") from e
+        raise problem(key, e.message) from e
     if isinstance(value, (dict, list)):
-        raise UsageError(f"<flag --var>: error: {key}: the value must be a scalar; quote it")
+        raise problem(key, "the value must be a scalar; quote it")
     return key.split("."), value
 
 
@@ -139,7 +144,10 @@ class Config:
         if document.value is None:
             document.value = {}
         if not isinstance(document.value, dict):
-            raise ProblemsFound([self._problem((), "the config must be a mapping of keys")])
+            line, col = documents.locate(document.node, ()) or (None, None)
+            raise ProblemsFound(
+                [Problem(self.path.name, line, col, "error", "", "the config must be a mapping of keys")]
+            )
         return document
 
     def _check_keys(self, values: dict[str, Any], prefix: tuple[str, ...], allowed: tuple[str, ...]) -> list[Problem]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from intuned_runs.problems import Problem
+from intuned_runs.problems import Problem, json_path
 
 MAX_BYTES = 10 * 1024 * 1024
 MAX_ALIAS_EXPANSIONS = 10_000
@@ -97,6 +97,7 @@ class _Builder:
         self.active: set[int] = set()
         self.expansions = 0
         self.warnings: list[Problem] = []
+        self.at: list[str | int] = []  # path of the value being built, for warnings
 
     def build(self, node: yaml.Node) -> Any:
         ident = id(node)
@@ -117,7 +118,12 @@ class _Builder:
             if isinstance(node, yaml.SequenceNode):
                 if node.tag != "tag:yaml.org,2002:seq":
                     raise DocumentError(f"unsupported tag {node.tag}", *_mark(node))
-                return [self.build(child) for child in node.value]
+                items = []
+                for index, child in enumerate(node.value):
+                    self.at.append(index)
+                    items.append(self.build(child))
+                    self.at.pop()
+                return items
             if isinstance(node, yaml.MappingNode):
                 return self.mapping(node)
         finally:
@@ -134,7 +140,9 @@ class _Builder:
                 raise DocumentError("mapping keys must be scalars", *_mark(key_node))
             if key in out:
                 raise DocumentError(f"duplicate key {key!r}", *_mark(key_node))
+            self.at.append(str(key))
             out[key] = self.build(value_node)
+            self.at.pop()
         return out
 
     def scalar(self, node: yaml.ScalarNode) -> Any:
@@ -149,7 +157,7 @@ class _Builder:
                         line,
                         col,
                         "warning",
-                        "",
+                        json_path(tuple(self.at)),
                         f"unquoted {text!r} is the string {text!r} in YAML 1.2, not a boolean: "
                         "quote it, or write true/false",
                     )
@@ -203,8 +211,13 @@ def parse(text: str, file: str) -> Document:
         if mark is not None:
             raise DocumentError(f"invalid YAML: {problem}", mark.line + 1, mark.column + 1) from e
         raise DocumentError(f"invalid YAML: {problem}") from e
+    except yaml.reader.ReaderError as e:  # its str() spans two lines; a problem is one line
+        before = text[: e.position]
+        line, col = before.count("\n") + 1, e.position - (before.rfind("\n") + 1) + 1
+        character = e.character if isinstance(e.character, int) else ord(e.character)
+        raise DocumentError(f"invalid YAML: unacceptable character #x{character:04x}: {e.reason}", line, col) from e
     except yaml.YAMLError as e:
-        raise DocumentError(f"invalid YAML: {e}") from e
+        raise DocumentError(f"invalid YAML: {e}".replace("\n", " ")) from e
     if node is None:
         return Document(file, None, None)
     builder = _Builder(file)

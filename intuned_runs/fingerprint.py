@@ -14,54 +14,47 @@ from intuned_runs.validation import select_variant
 FINGERPRINT_VERSION = 1
 
 
-def with_defaults(value: Any, schema: dict[str, Any]) -> Any:
-    """A copy of `value` with every absent property that has a schema `default` filled in.
+def normalized(value: Any, schema: dict[str, Any] | None) -> Any:
+    """A copy of `value` as the fingerprint sees it, in one walk: every absent property that has a
+    schema `default` filled in, and integral floats written as integers.
 
-    For oneOf/anyOf the variant is chosen as validation chooses it. With the Run API spec this gives
-    exactly SPEC §6's list: retry {maximumAttempts: 3}, saveTrace true, requestTimeout 600, authSession
-    autoRecreate/checkAttempts/createAttempts/requestTimeout, sink skipOnFail false.
+    For oneOf/anyOf the variant is chosen as validation chooses it. With the Run API spec the defaults
+    are exactly SPEC §6's list: retry {maximumAttempts: 3}, saveTrace true, requestTimeout 600,
+    authSession autoRecreate/checkAttempts/createAttempts/requestTimeout, sink skipOnFail false.
     """
-    if not isinstance(value, dict):
-        return value
-    variant, _ = select_variant(schema, value)
-    if variant is not None:
-        schema = variant
-    properties = schema.get("properties")
-    if not isinstance(properties, dict):
-        return value
-    filled = dict(value)
-    for name, sub in properties.items():
-        if not isinstance(sub, dict):
-            continue
-        if name in filled:
-            filled[name] = with_defaults(filled[name], sub)
-        elif "default" in sub:
-            filled[name] = with_defaults(sub["default"], sub)
-    return filled
-
-
-def _integral(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
     if isinstance(value, dict):
-        return {k: _integral(v) for k, v in value.items()}
+        properties = None
+        if schema is not None:
+            variant, _ = select_variant(schema, value)
+            properties = (variant or schema).get("properties")
+        if not isinstance(properties, dict):
+            return {k: normalized(v, None) for k, v in value.items()}
+        out = {k: normalized(v, properties.get(k)) for k, v in value.items()}
+        for name, sub in properties.items():
+            if name not in out and isinstance(sub, dict) and "default" in sub:
+                out[name] = normalized(sub["default"], sub)
+        return out
     if isinstance(value, list):
-        return [_integral(v) for v in value]
+        items = schema.get("items") if schema is not None else None
+        return [normalized(v, items if isinstance(items, dict) else None) for v in value]
+    if type(value) is float and value.is_integer():
+        return int(value)
     return value
 
 
 def canonical(value: Any) -> bytes:
-    return json.dumps(_integral(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """Canonical JSON (SPEC §6): sorted keys, no spaces, UTF-8. `value` is already `normalized`."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def fingerprint(project: str, name: str, request: Any, schema: dict[str, Any]) -> str:
-    body = {"project": project, "name": name, "request": with_defaults(request, schema)}
+    body = {"project": project, "name": name, "request": normalized(request, schema)}
     return "sha256:" + hashlib.sha256(canonical(body)).hexdigest()
 
 
 def changes(before: Any, after: Any, schema: dict[str, Any], path: str = "request") -> list[dict[str, Any]]:
     """Field-level differences of two requests as the fingerprint sees them (defaults filled)."""
-    return _diff(_integral(with_defaults(before, schema)), _integral(with_defaults(after, schema)), path)
+    return _diff(normalized(before, schema), normalized(after, schema), path)
 
 
 _ABSENT = object()

@@ -35,11 +35,32 @@ class Output:
             return text
         return f"\x1b[{_COLORS[color]}m{text}\x1b[0m"
 
+    _progress_shown: bool = False
+
+    def _clear_progress(self) -> None:
+        if self._progress_shown:
+            self.stderr.write("\r\x1b[K")
+            self._progress_shown = False
+
+    def progress(self, done: int, total: int, label: str) -> None:
+        """A one-line progress bar on stderr, only when a person is watching (SPEC §7, §11)."""
+        if not self.interactive() or total <= 0:
+            return
+        width = 30
+        filled = width * done // total
+        self.stderr.write(f"\r\x1b[K[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label}")
+        self.stderr.flush()
+        self._progress_shown = done < total
+        if not self._progress_shown:
+            self.stderr.write("\r\x1b[K")
+
     def out(self, text: str = "") -> None:
+        self._clear_progress()
         self.stdout.write(self.redactor(text) + "\n")
         self.stdout.flush()
 
     def err(self, text: str = "") -> None:
+        self._clear_progress()
         self.stderr.write(self.redactor(text) + "\n")
         self.stderr.flush()
 

@@ -158,8 +158,10 @@ def make_plan(
         entry = entries.get(run.key)
         fp = run.fingerprint
         stored_fp = entry.fingerprint if entry is not None else None
-        if entry is not None and run.key in moved_to:
-            stored_fp = fingerprint(run.project, run.name, entry.request)  # the old key's hash named the old run
+        if entry is not None and stored_fp != fp and fingerprint(run.project, run.name, entry.request) == fp:
+            # An entry moved here (`moved:` now or in an earlier apply, `state mv`) keeps the hash of its old
+            # name: the same request under this key is the same definition, not a change (SPEC §6).
+            stored_fp = fp
         diff: list[dict[str, Any]] = []
         if entry is not None and entry.unknown is not None and not entry.is_tombstone:
             if forced or retry_unknown:

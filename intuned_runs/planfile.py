@@ -100,7 +100,9 @@ def check_fresh(
     """Raise StalePlan naming the cause when the plan no longer describes what apply would do."""
     if state_path != saved.state_path:
         raise StalePlan(f"it was made for state {saved.state_path}, this apply uses {state_path}")
-    never_written = saved.serial == 0 and state.serial == 0  # no state file yet: its lineage is not fixed
+    # Planned before any state was written: that lineage was made up for one read, so an apply since then
+    # shows as the serial change it is, not as a replaced state.
+    never_written = saved.serial == 0
     if state.lineage != saved.lineage and not never_written:
         raise StalePlan(f"the state was replaced since the plan (lineage {saved.lineage} → {state.lineage})")
     if state.serial != saved.serial:

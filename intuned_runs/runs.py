@@ -23,7 +23,7 @@ from intuned_runs.fingerprint import fingerprint
 from intuned_runs.problems import Problem, json_path
 from intuned_runs.redaction import MIN_LENGTH
 from intuned_runs.suggest import did_you_mean
-from intuned_runs.templating import API_KEY_VARIABLE, Renderer, TemplateError
+from intuned_runs.templating import API_KEY_READ, API_KEY_VARIABLE, Renderer, TemplateError
 from intuned_runs.validation import RequestChecker
 
 FILE_KEYS = ("defaults", "moved", "runs")
@@ -31,6 +31,7 @@ RUN_KEYS = ("name", "project", "request", "labels", "trigger", "matrix")
 TRIGGERS = ("on-change", "always", "manual")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MAX_COMBINATIONS = 10_000
+_SECRET_REF = re.compile(r"""\bsecret\(\s*(['"])([^'"\\]+)\1\s*\)""")
 # Headers that carry no credential: no literal-credential warning for them.
 _PLAIN_HEADERS = {"content-type", "accept", "user-agent", "content-encoding", "accept-encoding", "x-source"}
 
@@ -75,6 +76,9 @@ class FileResult:
     moves: list[Move] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     env_reads: frozenset[str] = frozenset()
+    # Names written as secret('NAME') anywhere in the file, also in runs that failed to render: the
+    # redactor must know them before any problem is printed (SPEC §4).
+    secret_refs: frozenset[str] = frozenset()
     text: str = ""  # kept to address rare whole-repository problems
 
 
@@ -142,11 +146,14 @@ class Loader:
             result.problems.append(Problem(relative, e.line, e.col, "error", "", e.message))
             return result
         result.text = text
+        result.secret_refs = frozenset(m[2] for m in _SECRET_REF.finditer(text))
         result.problems += document.warnings
         self.renderer.env_reads = set()
+        self.renderer.env.reads.clear()
         self._load_document(document, result)
         result.problems = list(dict.fromkeys(result.problems))  # a matrix repeats its problems
-        result.env_reads = frozenset(self.renderer.env_reads)
+        # Static reads (also in branches not taken) and the names actually asked for (`env[vars.x]`).
+        result.env_reads = frozenset(self.renderer.env_reads | self.renderer.env.reads)
         return result
 
     def _problem(
@@ -494,36 +501,48 @@ def assemble(config: Config, results: Iterable[FileResult], environ: Mapping[str
                 continue
             first[run.key] = run
             runs.append(run)
-    secret_names = frozenset(name for run in runs for name in run.secrets)
+    secret_names = frozenset(name for run in runs for name in run.secrets).union(
+        *(result.secret_refs for result in results)
+    )
     for result in results:
         for name in sorted(result.env_reads & (secret_names | {API_KEY_VARIABLE})):
-            line, col = _find_env_read(result.text, name)
-            problems.append(
-                Problem(
-                    result.file,
-                    line,
-                    col,
-                    "error",
-                    "",
+            if name == API_KEY_VARIABLE:
+                message = API_KEY_READ
+                if any(p.message == message for p in result.problems):
+                    continue  # already reported where the template was rendered
+            else:
+                message = (
                     f"env.{name} reads a variable that is used through secret(): "
-                    f"use {{{{ secret('{name}') }}}} inside request instead",
+                    f"use {{{{ secret('{name}') }}}} inside request instead"
                 )
-            )
+            line, col = _find_env_read(result.text, name)
+            problems.append(Problem(result.file, line, col, "error", "", message))
     for name in sorted(secret_names):
         value = environ.get(name, "")
         if value and len(value) < MIN_LENGTH:
-            run = next(r for r in runs if name in r.secrets)
+            user = next((r for r in runs if name in r.secrets), None)
+            if user is not None:
+                where: tuple[str, int | None, int | None, str] = (user.source.file, user.source.line, 1, "request")
+            else:  # used only by runs that failed: point at the text
+                result = next(r for r in results if name in r.secret_refs)
+                where = (result.file, *_find_secret_ref(result.text, name), "")
             problems.append(
                 Problem(
-                    run.source.file,
-                    run.source.line,
-                    1,
+                    *where[:3],
                     "warning",
-                    "request",
+                    where[3],
                     f"secret {name} is shorter than {MIN_LENGTH} characters, so output redaction cannot mask it",
                 )
             )
     return Desired(tuple(runs), tuple(moves), tuple(problems), secret_names)
+
+
+def _find_secret_ref(text: str, name: str) -> tuple[int | None, int | None]:
+    for number, line in enumerate(text.splitlines(), 1):
+        for match in _SECRET_REF.finditer(line):
+            if match[2] == name:
+                return number, match.start() + 1
+    return None, None
 
 
 def _find_env_read(text: str, name: str) -> tuple[int | None, int | None]:

@@ -10,6 +10,7 @@ Two views of every request: with `placeholders=True` (everything displayed, stor
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 import re
 from collections.abc import Iterator, Mapping
@@ -17,10 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import jinja2
-from jinja2 import nodes
+from jinja2 import meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 API_KEY_VARIABLE = "INTUNED_API_KEY"
+API_KEY_READ = f"env.{API_KEY_VARIABLE} may not be read by templates: the API key stays out of runs"
 MAX_RESULT_LENGTH = 1_000_000  # `'x' * 10**9` must not exhaust memory
 _SINGLE = re.compile(r"^\{\{(?P<expr>(?:(?!\{\{|\}\}|\{%|\{#).)*)\}\}$", re.DOTALL)
 
@@ -43,22 +45,26 @@ class EnvVars(Mapping[str, str]):
     def __init__(self, environ: Mapping[str, str], allow: tuple[str, ...]) -> None:
         self._environ = environ
         self._allow = allow
+        self.reads: set[str] = set()  # every name asked for, also computed ones (`env[vars.name]`)
 
     def allowed(self, name: str) -> bool:
         return any(fnmatch.fnmatchcase(name, pattern) for pattern in self._allow)
 
     def __getitem__(self, name: str) -> str:
+        self.reads.add(name)
         if name == API_KEY_VARIABLE:
-            raise TemplateError(f"env.{API_KEY_VARIABLE} may not be read by templates: the API key stays out of runs")
+            raise TemplateError(API_KEY_READ)
         if not self.allowed(name):
             raise KeyError(name)
         return self._environ[name]
 
     def __iter__(self) -> Iterator[str]:
-        return (n for n in self._environ if n != API_KEY_VARIABLE and self.allowed(n))
+        # Reads by name only: `env.items()` or `env | dictsort` would read secret() variables (and
+        # every other one) past the check that forbids reading a secret through env (SPEC §4).
+        raise TemplateError("env is read one variable at a time, as env.NAME")
 
     def __len__(self) -> int:
-        return sum(1 for _ in self)
+        raise TemplateError("env is read one variable at a time, as env.NAME")
 
 
 class _Undefined(jinja2.StrictUndefined):
@@ -102,6 +108,7 @@ class _Compiled:
     secret_outside_output: bool  # calls or names secret() outside a `{{ }}` expression
     env_names: frozenset[str]  # names read as env.NAME / env['NAME']
     secret_names: frozenset[str]  # names read as secret('NAME')
+    constant: bool = False  # depends only on vars, env and secret('CONST'): one value per renderer
 
 
 def _analyse(ast: nodes.Node) -> tuple[bool, bool, frozenset[str], frozenset[str]]:
@@ -144,6 +151,51 @@ def _analyse(ast: nodes.Node) -> tuple[bool, bool, frozenset[str], frozenset[str
     return uses, outside, frozenset(env_names), frozenset(secret_names)
 
 
+_SCALARS = (str, bool, int, float, type(None))
+
+
+def _json_value(value: Any) -> Any:
+    """A single expression keeps its value only if JSON can carry it (a tuple becomes a list);
+    `{{ range(3) }}` or `{{ cycler }}` is an error, never a crash later in output or hashing."""
+    if type(value) in _SCALARS:
+        return value
+    if isinstance(value, str):  # `| tojson` gives Markup, a str that YAML output cannot represent
+        return str(value)
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, jinja2.Undefined):
+        str(value)  # raises UndefinedError with the name
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_value(v) for k, v in value.items()}
+    raise TemplateError(
+        f"the expression gives a {type(value).__name__}, not a string, number, boolean, null, list or mapping"
+    )
+
+
+_CONSTANT_NAMES = frozenset({"vars", "env", "secret"})
+
+
+def _constant(ast: nodes.Template) -> bool:
+    """True when a template's value is the same for every run: it reads only vars, env (both fixed for
+    a process) and secret() with literal names, and uses nothing random. Such values are rendered once:
+    a repository of 10,000 runs repeats `{{ vars.limit }}` 10,000 times (SPEC §12)."""
+    if not meta.find_undeclared_variables(ast) <= _CONSTANT_NAMES:
+        return False
+    if any(f.name == "random" for f in ast.find_all(nodes.Filter)):
+        return False
+    for call in ast.find_all(nodes.Call):
+        if isinstance(call.node, nodes.Name) and call.node.name == "secret":
+            if not (len(call.args) == 1 and isinstance(call.args[0], nodes.Const) and not call.kwargs):
+                return False
+    return True
+
+
 class Renderer:
     """Renders values; one per process and environment, caching compiled templates by source."""
 
@@ -153,6 +205,7 @@ class Renderer:
         self.placeholders = placeholders
         self._jinja = _Sandbox(undefined=_Undefined, autoescape=False, keep_trailing_newline=True)
         self._cache: dict[str, _Compiled] = {}
+        self._constants: dict[str, Any] = {}  # per view: placeholders and real secrets never mix
         self.secrets_used: set[str] = set()  # secret names seen by the current render (reset by caller)
         self.env_reads: set[str] = set()  # env names read statically by rendered templates
 
@@ -184,10 +237,10 @@ class Renderer:
             match = _SINGLE.match(source)
             if match:
                 expression = self._jinja.compile_expression(match["expr"], undefined_to_none=False)
-                compiled = _Compiled(expression, True, uses, outside, env_names, secret_names)
+                compiled = _Compiled(expression, True, uses, outside, env_names, secret_names, _constant(ast))
             else:
                 template = self._jinja.from_string(source)
-                compiled = _Compiled(template.render, False, uses, outside, env_names, secret_names)
+                compiled = _Compiled(template.render, False, uses, outside, env_names, secret_names, _constant(ast))
         except jinja2.TemplateSyntaxError as e:
             raise TemplateError(f"template syntax error: {e.message}") from e
         self._cache[source] = compiled
@@ -204,11 +257,22 @@ class Renderer:
                 raise TemplateError("secret() may only be used inside {{ }} expressions")
         if compiled.env_names:
             self.env_reads.update(compiled.env_names)
+        if compiled.constant:
+            if source in self._constants:
+                self.secrets_used.update(compiled.secret_names)
+                value = self._constants[source]
+                return copy.deepcopy(value) if isinstance(value, (dict, list)) else value
+            value = self._render(compiled, context)
+            self._constants[source] = value
+            return copy.deepcopy(value) if isinstance(value, (dict, list)) else value
+        return self._render(compiled, context)
+
+    def _render(self, compiled: _Compiled, context: Mapping[str, Any]) -> Any:
         full = {"env": self.env, "secret": self._secret, **context}
         try:
             value = compiled.render(**full) if compiled.single else compiled.render(full)
-            if isinstance(value, jinja2.Undefined):
-                str(value)  # raises UndefinedError with the name
+            if compiled.single:
+                value = _json_value(value)
         except TemplateError:
             raise
         except jinja2.UndefinedError as e:
@@ -217,7 +281,7 @@ class Renderer:
             raise TemplateError(f"not allowed in templates: {e}") from e
         except jinja2.TemplateError as e:
             raise TemplateError(f"template error: {e}") from e
-        except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError, OverflowError) as e:
+        except Exception as e:  # a user's expression failing in any way is a problem of that value
             raise TemplateError(f"template error: {type(e).__name__}: {e}") from e
         return value
 

@@ -9,10 +9,13 @@ schema does not define are warnings with the closest known name. `format` is an 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from fastjsonschema import JsonSchemaException
+from fastjsonschema import compile as compile_fast
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
@@ -52,6 +55,21 @@ def json_type(value: Any) -> str:
     return "list" if isinstance(value, list) else "object"
 
 
+def _not_json(value: Any, at: Path) -> Iterator[Finding]:
+    """What a JSON body cannot carry: a non-string key (`1: a`) or a non-finite number (`.inf`)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                where = (*at, str(key))
+                yield Finding(where, where, "error", f"key {key!r} must be a string: quote it")
+            yield from _not_json(item, (*at, str(key)))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _not_json(item, (*at, index))
+    elif isinstance(value, float) and not math.isfinite(value):
+        yield Finding(at, at, "error", "must be a finite number: JSON has no Infinity or NaN")
+
+
 def _variants(schema: dict[str, Any]) -> tuple[str, list[dict[str, Any]]] | None:
     for keyword in ("oneOf", "anyOf"):
         if isinstance(schema.get(keyword), list):
@@ -87,12 +105,83 @@ def select_variant(schema: dict[str, Any], instance: Any) -> tuple[dict[str, Any
     return None, None
 
 
+# Keywords whose meaning is the same in fastjsonschema (drafts 4-7) and in JSON Schema 2020-12. A schema
+# using anything else (prefixItems, unevaluatedProperties, $dynamicRef, ...) gets no fast path.
+_FAST_KEYWORDS = frozenset(
+    {
+        "$schema",
+        "$comment",
+        "type",
+        "properties",
+        "required",
+        "additionalProperties",
+        "items",
+        "enum",
+        "const",
+        "oneOf",
+        "anyOf",
+        "allOf",
+        "not",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "minItems",
+        "maxItems",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "minProperties",
+        "maxProperties",
+        "uniqueItems",
+        "multipleOf",
+        "format",
+        "default",
+        "description",
+        "title",
+        "example",
+        "examples",
+    }
+)
+
+
+def _keywords_known(schema: Any, in_properties: bool = False) -> bool:
+    if isinstance(schema, list):
+        return all(_keywords_known(s) for s in schema)
+    if not isinstance(schema, dict):
+        return True
+    if in_properties:  # keys are property names, values are schemas
+        return all(_keywords_known(s) for s in schema.values())
+    for key, value in schema.items():
+        if key not in _FAST_KEYWORDS:
+            return False
+        if key in ("default", "example", "examples", "enum", "const", "description", "title"):
+            continue
+        if not _keywords_known(value, in_properties=key == "properties"):
+            return False
+    return True
+
+
+def _compiled(schema: dict[str, Any]) -> Callable[[Any], Any] | None:
+    """A compiled validator answering "is this valid?" ~25x faster than jsonschema, for the common case
+    (SPEC §12: a plan of 10,000 runs). Defaults are never written into the request (use_default=False)
+    and `format` stays an annotation (use_formats=False)."""
+    if not _keywords_known(schema):
+        return None
+    try:
+        validate: Callable[[Any], Any] = compile_fast(schema, use_default=False, use_formats=False)
+    except Exception:  # noqa: BLE001 - no fast path: jsonschema alone still judges every request
+        return None
+    return validate
+
+
 class RequestChecker:
     """One validator per schema, built once; `check` is called once per run."""
 
     def __init__(self, schema: dict[str, Any]) -> None:
         self.schema = schema
         self._validators: dict[int, Draft202012Validator] = {}
+        self._fast = _compiled(schema)
 
     def _validator(self, schema: dict[str, Any]) -> Draft202012Validator:
         validator = self._validators.get(id(schema))
@@ -104,9 +193,21 @@ class RequestChecker:
         root: Path = ("request",)
         if not isinstance(request, dict):
             return [Finding(root, root, "error", f"must be a mapping (got {json_type(request)})")]
-        findings = list(self._errors(self.schema, request, root, "request"))
+        unsendable = list(_not_json(request, root))
+        if unsendable:  # the schema cannot judge what JSON cannot carry (and hashing would fail)
+            return unsendable
+        findings = [] if self._fast_valid(request) else list(self._errors(self.schema, request, root, "request"))
         findings += self._unknown_keys(self.schema, request, root)
         return findings
+
+    def _fast_valid(self, request: Any) -> bool:
+        if self._fast is None:
+            return False
+        try:
+            self._fast(request)
+        except JsonSchemaException:
+            return False  # jsonschema finds and words the problems
+        return True
 
     def _errors(self, schema: dict[str, Any], instance: Any, at: Path, what: str) -> Iterator[Finding]:
         validator = self._validator(schema)

@@ -46,6 +46,7 @@ class WatchOptions:
     lock_timeout: float = 0.0
     read_timeout: float = 60.0
     api_key: str = ""
+    interactive: bool = False  # without a person at a TTY, max_submit guards every batch (SPEC §7)
 
 
 @dataclass
@@ -137,7 +138,7 @@ class Watcher:
             select=self.options.select,
             force=self.options.force,
             concurrency=self.options.concurrency,
-            interactive=True,
+            interactive=self.options.interactive,
             lock_timeout=self.options.lock_timeout,
             read_timeout=self.options.read_timeout,
             command="intuned-runs watch --apply",

@@ -189,11 +189,11 @@ def _constant(ast: nodes.Template) -> bool:
         return False
     if any(f.name == "random" for f in ast.find_all(nodes.Filter)):
         return False
-    for call in ast.find_all(nodes.Call):
-        if isinstance(call.node, nodes.Name) and call.node.name == "secret":
-            if not (len(call.args) == 1 and isinstance(call.args[0], nodes.Const) and not call.kwargs):
-                return False
-    return True
+    return all(
+        len(call.args) == 1 and isinstance(call.args[0], nodes.Const) and not call.kwargs
+        for call in ast.find_all(nodes.Call)
+        if isinstance(call.node, nodes.Name) and call.node.name == "secret"
+    )
 
 
 class Renderer:

@@ -363,7 +363,7 @@ def watch(args: argparse.Namespace, out: Output) -> int:
     import os
 
     from intuned_runs.config import Settings
-    from intuned_runs.report import outcome_line, plan_run_lines, plan_text, summary_line
+    from intuned_runs.report import outcome_line, watch_plan_lines
     from intuned_runs.watch import Watcher, WatchOptions, WatchReport, run_watch
 
     environ = dict(os.environ)  # read once (SPEC §8)
@@ -376,18 +376,8 @@ def watch(args: argparse.Namespace, out: Output) -> int:
             raise UsageError("watch --apply needs INTUNED_API_KEY (or --emulator)")
 
         def show_plan(plan, previous) -> None:  # type: ignore[no-untyped-def]
-            if previous is None:
-                for line in plan_text(plan, out.verbose):
-                    out.out(line)
-                return
-            before = {r.key: (r.action, r.reason) for r in previous.runs}
-            for run in plan.runs:
-                if before.get(run.key) != (run.action, run.reason):
-                    for line in plan_run_lines(run):
-                        out.out(line)
-            for key in sorted(set(before) - {r.key for r in plan.runs}):
-                out.out(f"  {key}  no longer planned")
-            out.out(summary_line(plan))
+            for line in watch_plan_lines(plan, previous, out.verbose):
+                out.out(line)
 
         def show_problems(problems) -> None:  # type: ignore[no-untyped-def]
             _report_problems(out, problems, "text", to_stdout=False)

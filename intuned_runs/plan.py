@@ -137,25 +137,33 @@ def make_plan(
     force: tuple[Selector, ...] = (),
     retry_unknown: bool = False,
     changes: Callable[[Any, Any], list[dict[str, Any]]] | None = None,
+    memo: dict[str, PlannedRun] | None = None,
 ) -> Plan:
+    """`memo` (watch): PlannedRuns of an earlier call with the same options; one whose Run and Entry are
+    the very same objects is reused, so re-planning after one file changed costs little (SPEC §12)."""
     runs = list(runs)
     defined = {r.key for r in runs}
     entries, done = apply_moves(state.entries, moves, defined)
     moved_to = {new: old for old, new in done}
-    check_all_match(select, [*((r.key, r.labels) for r in runs), *((k, None) for k in entries)], "--select")
-    check_all_match(force, [*((r.key, r.labels) for r in runs), *((k, None) for k in entries)], "--run")
+    for selectors, flag in ((select, "--select"), (force, "--run")):
+        if selectors:
+            check_all_match(selectors, [*((r.key, r.labels) for r in runs), *((k, None) for k in entries)], flag)
+    everything = not select and not force
 
     def planned(key: str, labels: Mapping[str, str] | None) -> bool:
-        if not select and not force:
-            return True
-        return any_match(select, key, labels) or any_match(force, key, labels)
+        return everything or any_match(select, key, labels) or any_match(force, key, labels)
 
     out: list[PlannedRun] = []
     for run in runs:
-        if not planned(run.key, run.labels):
+        if not everything and not planned(run.key, run.labels):
             continue
-        forced = any_match(force, run.key, run.labels)
         entry = entries.get(run.key)
+        if memo is not None:
+            known = memo.get(run.key)
+            if known is not None and known.run is run and known.entry is entry and run.key not in moved_to:
+                out.append(known)
+                continue
+        forced = bool(force) and any_match(force, run.key, run.labels)
         fp = run.fingerprint
         stored_fp = entry.fingerprint if entry is not None else None
         if entry is not None and stored_fp != fp and fingerprint(run.project, run.name, entry.request) == fp:
@@ -205,4 +213,7 @@ def make_plan(
             PlannedRun(key, project, name, FORGET, "removed", None, entry.fingerprint, entry.request, entry=entry)
         )
     out.sort(key=lambda r: r.key)
+    if memo is not None:
+        memo.clear()
+        memo.update((r.key, r) for r in out if r.run is not None)
     return Plan(tuple(out), tuple(done))

@@ -22,7 +22,8 @@ class Problem:
         if self.line is not None:
             where += f":{self.line}:{self.col or 1}"
         path = f"{self.path}: " if self.path else ""
-        return f"{where}: {self.severity}: {path}{self.message}"
+        line = f"{where}: {self.severity}: {path}{self.message}"
+        return line.replace("\r", "\\r").replace("\n", "\\n")  # one problem, one line (a key may hold both)
 
     def as_dict(self) -> dict[str, object]:
         return {

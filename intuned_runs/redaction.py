@@ -17,14 +17,16 @@ MASK = "***"
 
 
 def _forms(value: str) -> set[str]:
-    forms = {value, json.dumps(value)[1:-1], quote(value, safe=""), quote_plus(value), quote(value)}
+    forms = {value, quote(value, safe=""), quote_plus(value), quote(value)}
+    forms |= {json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}  # the reports use the latter
     raw = value.encode("utf-8")
-    # base64 of the value itself, and the stable middle of its encoding when it sits at offset 1 or 2
-    # of a longer encoded string (e.g. `user:password` in a Basic auth header).
+    # base64 of the value itself, and the stable part of its encoding wherever it sits in a longer
+    # encoded string (e.g. `user:password` in a Basic auth header): the characters whose 6 bits all
+    # come from the value, at each of the three byte offsets modulo 3.
+    forms.add(base64.b64encode(raw).decode("ascii").rstrip("="))
     for offset in range(3):
-        encoded = base64.b64encode(b"\0" * offset + raw).decode("ascii").rstrip("=")
-        start = (offset * 4 + 2) // 3 + (1 if offset else 0)
-        end = len(encoded) - (2 if len(encoded) % 4 else 0) if offset else len(encoded)
+        encoded = base64.b64encode(b"\0" * offset + raw).decode("ascii")
+        start, end = -(-8 * offset // 6), 8 * (offset + len(raw)) // 6
         core = encoded[start:end]
         if len(core) >= MIN_LENGTH:
             forms.add(core)

@@ -156,6 +156,20 @@ def plan_text(plan: Plan, verbose: bool) -> list[str]:
     return lines
 
 
+def watch_plan_lines(plan: Plan, previous: Plan | None, verbose: bool) -> list[str]:
+    """watch (SPEC §8): the whole plan at start; after a batch only runs whose action changed."""
+    if previous is None:
+        return plan_text(plan, verbose)
+    before = {r.key: (r.action, r.reason) for r in previous.runs}
+    lines: list[str] = []
+    for run in plan.runs:
+        if before.pop(run.key, None) != (run.action, run.reason):
+            lines += plan_run_lines(run)
+    lines += [f"  {key}  no longer planned" for key in sorted(before)]
+    lines.append(summary_line(plan))
+    return lines
+
+
 def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 

@@ -118,6 +118,7 @@ class Repository:
         select: tuple[str, ...] = (),
         force: tuple[str, ...] = (),
         retry_unknown: bool = False,
+        memo: dict[str, Any] | None = None,
     ) -> Plan:
         from intuned_runs import selection
         from intuned_runs.plan import make_plan
@@ -131,4 +132,5 @@ class Repository:
             force=selection.parse(force),
             retry_unknown=retry_unknown,
             changes=self.changes,
+            memo=memo,
         )

@@ -64,8 +64,12 @@ def extract(spec_text: str, source: str) -> dict[str, Any]:
 
     try:
         document = yaml.safe_load(spec_text)
+    except yaml.MarkedYAMLError as e:  # one line, addressed, like every other problem
+        mark = e.problem_mark or e.context_mark
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        raise SchemaError(f"{source}{where}: not valid YAML/JSON: {e.problem or e.context}") from e
     except yaml.YAMLError as e:
-        raise SchemaError(f"{source} is not valid YAML/JSON: {e}") from e
+        raise SchemaError(f"{source} is not valid YAML/JSON: {e}".replace("\n", " ")) from e
     try:
         body = document["paths"][START_PATH]["post"]["requestBody"]
         body = _inline_refs(body, document)

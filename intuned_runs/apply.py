@@ -13,7 +13,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from intuned_runs.state import (
     FailedRecord,
@@ -25,6 +25,13 @@ from intuned_runs.state import (
     UnknownRecord,
     WorkspaceRecord,
 )
+
+if TYPE_CHECKING:
+    from intuned_runs.plan import Plan, PlannedRun
+    from intuned_runs.planfile import SavedPlan
+    from intuned_runs.repository import Repository
+    from intuned_runs.runs import Desired
+    from intuned_runs.state import State
 
 OutcomeKind = Literal["submitted", "failed", "unknown", "skipped"]
 INTERRUPTED = "interrupted"
@@ -201,16 +208,16 @@ class ApplyOptions:
     lock_timeout: float = 0.0
     read_timeout: float = 60.0
     command: str = "intuned-runs apply"
-    saved: Any = None  # planfile.SavedPlan: submit exactly its runs
+    saved: SavedPlan | None = None  # submit exactly its runs
     watch_always: frozenset[str] | None = None  # watch: `always` runs already submitted this session
 
 
 @dataclass(frozen=True)
 class ApplyResult:
-    plan: Any  # plan.Plan
+    plan: Plan
     outcomes: tuple[RunOutcome, ...]
     forgotten: tuple[str, ...]
-    state: Any  # state.State after the fold
+    state: State  # after the fold
     workspace_id: str
     confirmed: bool = True
 
@@ -227,8 +234,8 @@ class ApplyResult:
 
 
 def run_apply(
-    repository: Any,
-    desired: Any,
+    repository: Repository,
+    desired: Desired,
     options: ApplyOptions,
     *,
     api_key: str,
@@ -299,7 +306,7 @@ def run_apply(
         with store.journal() as journal:
             record_housekeeping(
                 journal,
-                now=store.now,
+                now=store.now(),
                 workspace=workspace if state.workspace_id is None else None,
                 moves=plan.moves,
                 forget=forget,
@@ -333,7 +340,7 @@ def run_apply(
         lock.release()
 
 
-def _from_saved(run: Any, saved: Any) -> Any:
+def _from_saved(run: PlannedRun, saved: SavedPlan) -> PlannedRun:
     """Exactly the saved plan's runs: its submits and forgets; everything else unchanged."""
     from dataclasses import replace
 

@@ -301,7 +301,14 @@ class Config:
         if value is None and self.values.get("workspace_id") is not None:
             value = self._string("workspace_id", optional=True)
         if value is not None and not UUID.match(value):
-            raise ConfigError(f"workspace_id {value!r} is not a UUID")
+            message = f"{value!r} is not a UUID (find the workspace ID in Intuned's settings)"
+            if self.settings.workspace_id:
+                problem = Problem("<flag --workspace-id>", None, None, "error", "", message)
+            elif from_env:
+                problem = Problem("<env INTUNED_WORKSPACE_ID>", None, None, "error", "", message)
+            else:
+                problem = self._problem(self._origin("workspace_id"), message)
+            raise ProblemsFound([problem])
         return value
 
     def require_workspace_id(self) -> str:

@@ -19,6 +19,7 @@ import yaml
 
 from intuned_runs import documents
 from intuned_runs.config import Config, deep_merge
+from intuned_runs.errors import ProblemsFound
 from intuned_runs.fingerprint import fingerprint
 from intuned_runs.problems import Problem, json_path
 from intuned_runs.redaction import MIN_LENGTH
@@ -108,6 +109,15 @@ def discover(config: Config) -> list[str] | Problem:
             "error",
             "runs_dir",
             f"runs_dir {relative} does not exist: create it or set runs_dir in the config",
+        )
+    if not root.is_relative_to(config.repository):  # SPEC §4: nothing is read from outside the repository
+        return Problem(
+            config.file or "intuned-runs.yaml",
+            None,
+            None,
+            "error",
+            "runs_dir",
+            f"runs_dir {root} resolves outside the repository {config.repository}",
         )
     found: list[tuple[tuple[str, ...], str]] = []
     seen: set[str] = set()
@@ -554,9 +564,29 @@ def _find_env_read(text: str, name: str) -> tuple[int | None, int | None]:
     return None, None
 
 
+def _referenced_secrets(config: Config) -> frozenset[str]:
+    """Names written as secret('NAME') in the run files, read without rendering anything."""
+    try:
+        files = discover(config)
+    except ProblemsFound:
+        return frozenset()
+    names: set[str] = set()
+    for relative in files if isinstance(files, list) else ():
+        try:
+            names.update(m[2] for m in _SECRET_REF.finditer(documents.read_text(config.repository, relative)))
+        except documents.DocumentError:
+            continue
+    return frozenset(names)
+
+
 def load(config: Config, checker: RequestChecker, environ: Mapping[str, str]) -> Desired:
-    files = discover(config)
-    if isinstance(files, Problem):
-        return Desired((), (), (files,), frozenset())
-    loader = Loader(config, checker)
+    try:
+        files = discover(config)
+        if isinstance(files, Problem):
+            return Desired((), (), (files,), _referenced_secrets(config))
+        loader = Loader(config, checker)  # renders the config's vars and default_project
+    except ProblemsFound as e:
+        # A config template that fails (`{{ {}[env.TOKEN] }}`) may quote a secret's value: report it
+        # like any problem, with the secret names known so the redactor masks them (SPEC §4).
+        return Desired((), (), tuple(e.problems), _referenced_secrets(config))
     return assemble(config, (loader.load_file(f) for f in files), environ)

@@ -4,8 +4,9 @@ in the same run, its ratio, its target and a verdict.
 - plan: `intuned-runs plan` on 10,000 runs in 500 files with a state holding all of them (filled by one
   `intuned-runs apply` to the emulator first), best-of-5 wall time of a fresh process, against
   `floor.py` on the same files, best of 5; peak RSS from `/usr/bin/time -v`.
-- watch: `intuned-runs watch` on that repository; time from writing one changed file to the end of the
-  plan summary line it prints (so file-event delivery is included: an upper bound of the figure).
+- watch: `intuned-runs watch -v` on that repository, one file edited per round; judged on the tool's own
+  `planned in N.N ms` (batch received → end of plan output, the span SPEC §12 names), best and median;
+  beside it, from outside, file write → plan summary line (file-event delivery and batching included).
 - apply: `intuned-runs apply --yes --concurrency 32` of 1,000 runs to the in-process emulator, throughput
   between the first and last request it receives, against the faster of `floor_apply.py`'s two loops;
   the emulator's capacity beside it.
@@ -43,7 +44,7 @@ from harness import (
     wall_time,
 )
 from make_repo import build_state, make_repo
-from watch_latency import watch_latencies
+from watch_latency import describe, watch_latencies
 
 HEAVY = ("httpx", "jsonschema", "jinja2", "watchfiles")
 CONCURRENCY = 32
@@ -129,17 +130,23 @@ def bench_plan(sizes: Sizes, repo: Path, server: str) -> Row:
 
 
 def bench_watch(sizes: Sizes, repo: Path) -> Row:
-    name = "watch: re-plan after 1 file changed (file write → summary line)"
-    target = "< 100 ms"
+    name = "watch: re-plan after 1 file changed (in tool: batch received → end of plan output)"
+    target = "< 100 ms (in tool, best)"
     try:
-        progress("watch: intuned-runs watch, one file edited per round")
-        latencies = watch_latencies(
+        progress(f"watch: intuned-runs watch -v, one file edited per round, {sizes.repeat} rounds")
+        edits = watch_latencies(
             repo, sizes.plan_runs, sizes.plan_files, rounds=sizes.repeat, start_timeout=sizes.watch_timeout
         )
     except Unavailable as e:
         return Row(name, "n/a", target=target, verdict=f"n/a: {e}")
-    best = min(latencies)
-    return Row(name, f"{best * 1000:.0f} ms", target=target, verdict=verdict(best < 0.1))
+    in_tool = [e.in_tool for e in edits]
+    external = [e.external for e in edits]
+    return Row(
+        name,
+        f"in tool: {describe(in_tool)}; file write → summary line (information): {describe(external)}",
+        target=target,
+        verdict=verdict(min(in_tool) < 0.1),
+    )
 
 
 def apply_once(repo: Path, runs: int, server: str) -> float:

@@ -195,7 +195,9 @@ class Client:
                 code = response.status_code
                 if code in _RETRIED_STATUSES:
                     retry_after = self._retry_after(response)
-                    last = StartOutcome("failed", http_status=code, message=_server_message(response), attempts=attempt)
+                    last = StartOutcome(
+                        "failed", http_status=code, message=_server_message(response, self._redact), attempts=attempt
+                    )
                 else:
                     return self._classify(response, attempt)
             if attempt >= MAX_ATTEMPTS:
@@ -227,13 +229,15 @@ class Client:
                 attempts=attempt,
             )
         if 300 <= code < 500:
-            message = _server_message(response)
+            message = _server_message(response, self._redact)
             if code < 400:
                 where = response.headers.get("location")
                 message += f" (redirect to {where} not followed)" if where else " (redirect not followed)"
             return self._outcome("failed", attempt, http_status=code, message=message)
         # 5xx other than 503, and anything outside the known ranges: the run may have started.
-        return self._outcome("unknown", attempt, http_status=code, message=f"{code}: {_server_message(response)}")
+        return self._outcome(
+            "unknown", attempt, http_status=code, message=f"{code}: {_server_message(response, self._redact)}"
+        )
 
     def _outcome(
         self, kind: Kind, attempts: int, *, http_status: int | None = None, message: str | None = None
@@ -267,7 +271,7 @@ class Client:
                 code = response.status_code
                 if 200 <= code < 300:
                     return self._result_body(response, run_id)
-                failure = ApiError(self._redact(f"{code}: {_server_message(response)}"), code)
+                failure = ApiError(self._redact(f"{code}: {_server_message(response, self._redact)}"), code)
                 retried = code in _RETRIED_STATUSES or code >= 500
                 if code in _RETRIED_STATUSES:
                     retry_after = self._retry_after(response)
@@ -313,10 +317,11 @@ class Client:
             self._emit(self._log, f"← {method} {url} not sent: {_describe(e)}")
             return None, e
         ms = (time.perf_counter() - started) * 1000
-        text = response.text
-        if len(text) > LOG_BODY_LIMIT:
-            text = text[:LOG_BODY_LIMIT] + "…"
-        self._emit(self._log, f"← {response.status_code} {method} {url} {ms:.0f} ms: {text}")
+        if self._log is not None:
+            text = self._redact(response.text)  # before cutting: half a secret is not recognisable
+            if len(text) > LOG_BODY_LIMIT:
+                text = text[:LOG_BODY_LIMIT] + "…"
+            self._emit(self._log, f"← {response.status_code} {method} {url} {ms:.0f} ms: {text}")
         self._emit(self._timing, f"{method} {url} {response.status_code} in {ms:.0f} ms")
         return response, None
 
@@ -358,17 +363,19 @@ def _describe(error: httpx.HTTPError | httpx.InvalidURL) -> str:
     return f"{type(error).__name__}: {detail}" if detail else type(error).__name__
 
 
-def _server_message(response: httpx.Response) -> str:
-    """The JSON body's `message` (with its `details`, briefly), else the text or the reason phrase."""
+def _server_message(response: httpx.Response, redact: Callable[[str], str]) -> str:
+    """The JSON body's `message` (with its `details`, briefly), else the text or the reason phrase.
+
+    Redacted before it is cut short: a secret cut in half could no longer be recognised."""
     try:
         data = response.json()
     except ValueError:
         data = None
     if isinstance(data, dict) and isinstance(data.get("message"), str) and data["message"].strip():
-        return _truncate(data["message"] + _details(data.get("details")))
+        return _truncate(redact(data["message"] + _details(data.get("details"))))
     text = " ".join(response.text.split())
     if text and not text.startswith("<"):  # an HTML error page says nothing a reason phrase doesn't
-        return _truncate(text)
+        return _truncate(redact(text))
     return response.reason_phrase or f"HTTP {response.status_code}"
 
 

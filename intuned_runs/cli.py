@@ -7,6 +7,7 @@ Heavy modules (httpx, jsonschema, jinja2, watchfiles) are imported inside the ha
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import traceback
@@ -272,7 +273,8 @@ def settings_from(args: argparse.Namespace) -> Any:
 def main(argv: Sequence[str] | None = None, output: Output | None = None) -> int:
     out = output or Output()
     try:
-        args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+        with contextlib.redirect_stdout(out.stdout):  # --help is a report: it goes where reports go
+            args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
         out.verbose, out.quiet, out.debug = args.verbose, args.quiet, args.debug
         out.no_color = args.no_color
         if args.version:
@@ -302,6 +304,8 @@ def main(argv: Sequence[str] | None = None, output: Output | None = None) -> int
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_ERROR
+    except SystemExit as e:  # --help (argparse exits 0 after printing it)
+        return e.code if isinstance(e.code, int) else EXIT_OK
     except Exception:
         out.err("unexpected error (please report it with the traceback below)")
         out.err(traceback.format_exc().rstrip())

@@ -44,12 +44,20 @@ def _validated(args: argparse.Namespace, out: Output):  # type: ignore[no-untype
 def validate(args: argparse.Namespace, out: Output) -> int:
     from intuned_runs.report import resolve_format, strictly
 
-    repository = _repository(args, out)
-    problems = strictly(repository.desired.problems, args.strict)
+    from intuned_runs.errors import ProblemsFound
+
     fmt = resolve_format(args.format)
+    runs = 0
+    try:  # config problems are reported like any other, in the chosen format (SPEC §5)
+        repository = _repository(args, out)
+        problems = list(repository.desired.problems)
+        runs = len(repository.desired.runs)
+    except ProblemsFound as e:
+        problems = list(e.problems)
+    problems = strictly(problems, args.strict)
     _report_problems(out, problems, fmt, to_stdout=True)
     if fmt == "text" and not problems and not out.quiet:
-        out.err(f"{len(repository.desired.runs)} runs valid.")
+        out.err(f"{runs} runs valid.")
     return EXIT_ERROR if errors_in(problems) else EXIT_OK
 
 
@@ -72,7 +80,10 @@ def schema(args: argparse.Namespace, out: Output) -> int:
     from intuned_runs.config import Config
 
     config = Config(settings_from(args))
-    target, changed = schema_module.pull(config.repository, args.spec, args.check)
+    spec = args.spec
+    if spec and not spec.startswith(("http://", "https://")) and args.chdir:
+        spec = str(Path(args.chdir) / spec)  # -C DIR: as if started in DIR (SPEC §3)
+    target, changed = schema_module.pull(config.repository, spec, args.check)
     name = config.relative(target)
     if args.check:
         if changed:

@@ -17,6 +17,7 @@ from typing import Any
 from intuned_runs import documents
 from intuned_runs.errors import ConfigError, ProblemsFound, UsageError
 from intuned_runs.problems import Problem
+from intuned_runs.redaction import Redactor
 from intuned_runs.suggest import did_you_mean
 from intuned_runs.templating import Renderer, TemplateError
 
@@ -196,7 +197,11 @@ class Config:
         try:
             return self.renderer.render(value, {"vars": self.vars} if context is None else context)
         except TemplateError as e:
-            raise ProblemsFound([self._problem((*self._origin(key), *e.path), e.message)]) from e
+            # The config renders before the run files tell which variables are secrets, so a message
+            # quoting a value read through env (`{{ {}[env.TOKEN] }}`) is masked here (SPEC §4).
+            read = self.renderer.env.reads | self.renderer.env_reads
+            message = Redactor(self.environ[n] for n in read if self.environ.get(n))(e.message)
+            raise ProblemsFound([self._problem((*self._origin(key), *e.path), message)]) from e
 
     def _string(self, key: str, *, optional: bool = False) -> str | None:
         value = self._render(key)
@@ -251,7 +256,7 @@ class Config:
             layer = self._layers[-1][1]
             if "state" not in layer:
                 return (self.repository / ".intuned-runs" / f"{self.env_name}.json").resolve()
-            value = self.renderer.render(layer["state"], {"vars": self.vars})
+            value = self._render("state")  # the environment's own `state` (it set the merged value)
             if not isinstance(value, str) or not value:
                 raise ProblemsFound([self._problem(self._origin("state"), "must be a non-empty string")])
             return (self.repository / value).resolve()
@@ -290,9 +295,10 @@ class Config:
     def workspace_id(self) -> str | None:
         """The workspace, or None when unset; a malformed or conflicting one is an error."""
         from_env = self.environ.get("INTUNED_WORKSPACE_ID") or None
-        if self.env_name is not None and "workspace_id" in self._layers[-1][1]:
+        # The conflict check needs the environment's value only when the flag does not decide anyway.
+        if self.env_name is not None and "workspace_id" in self._layers[-1][1] and not self.settings.workspace_id:
             configured = self._string("workspace_id", optional=True)
-            if from_env and configured and from_env != configured and not self.settings.workspace_id:
+            if from_env and configured and from_env != configured:
                 raise ConfigError(
                     f"environment {self.env_name!r} sets workspace_id {configured} but INTUNED_WORKSPACE_ID is "
                     f"{from_env}: unset INTUNED_WORKSPACE_ID or pass --workspace-id"

@@ -17,8 +17,11 @@ MASK = "***"
 
 
 def _forms(value: str) -> set[str]:
-    forms = {value, quote(value, safe=""), quote_plus(value), quote(value)}
-    forms |= {json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}  # the reports use the latter
+    forms = {quote(value, safe=""), quote_plus(value), quote(value)}
+    # The value as written, or quoted with !r by a message (Jinja's "has no attribute '…'"); each also
+    # JSON-escaped, as the JSON reports (ensure_ascii=False) and JSON logs write it.
+    for text in (value, repr(value)[1:-1]):
+        forms |= {text, json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1]}
     raw = value.encode("utf-8")
     # base64 of the value itself, and the stable part of its encoding wherever it sits in a longer
     # encoded string (e.g. `user:password` in a Basic auth header): the characters whose 6 bits all

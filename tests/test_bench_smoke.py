@@ -148,6 +148,21 @@ def test_floor_apply_posts_the_bodies_apply_sends(mode: str, monkeypatch: pytest
     assert sent == rendered
 
 
+def test_watch_latency_reports_both_figures_per_edit_and_restores_the_repository(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    assert bench("make_repo.py", "20", "3", str(repo)).returncode == 0
+    generated = {p: p.read_bytes() for p in repo.rglob("*.yaml")}
+    proc = bench("watch_latency.py", str(repo), "20", "3", "--rounds", "3")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 5, proc.stdout
+    for i, line in enumerate(lines[:3], 1):
+        assert re.fullmatch(rf"edit {i}: in tool \d+\.\d ms; file write → summary \d+\.\d ms", line)
+    assert re.fullmatch(r"watch, in tool \(.*\): best \d+\.\d ms, median \d+\.\d ms", lines[3])
+    assert re.fullmatch(r"watch, file write → summary line: best \d+\.\d ms, median \d+\.\d ms", lines[4])
+    assert {p: p.read_bytes() for p in repo.rglob("*.yaml")} == generated
+
+
 def test_run_quick_prints_every_row() -> None:
     """Passes once `intuned-runs plan` and `apply` exist: their rows must hold figures, not `n/a`."""
     proc = bench("run.py", "--quick", timeout=600)
@@ -165,3 +180,8 @@ def test_run_quick_prints_every_row() -> None:
         assert not measured.startswith("n/a"), by_name[name]
         assert floor != "–", by_name[name]
     assert by_name["start-up"][-1] == "pass", by_name["start-up"]
+    assert re.fullmatch(
+        r"in tool: best \d+\.\d ms, median \d+\.\d ms; "
+        r"file write → summary line \(information\): best \d+\.\d ms, median \d+\.\d ms",
+        by_name["watch"][1],
+    ), by_name["watch"]

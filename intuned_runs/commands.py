@@ -42,9 +42,8 @@ def _validated(args: argparse.Namespace, out: Output):  # type: ignore[no-untype
 
 
 def validate(args: argparse.Namespace, out: Output) -> int:
-    from intuned_runs.report import resolve_format, strictly
-
     from intuned_runs.errors import ProblemsFound
+    from intuned_runs.report import resolve_format, strictly
 
     fmt = resolve_format(args.format)
     runs = 0

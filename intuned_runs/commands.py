@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
+from intuned_runs.apply import Signals
 from intuned_runs.cli import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, settings_from
 from intuned_runs.errors import UsageError
 from intuned_runs.output import Output
@@ -170,11 +173,11 @@ def plan(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
-def _signals(out: Output):  # type: ignore[no-untyped-def]
-    """SIGINT/SIGTERM: stop new submissions; a second SIGINT abandons in-flight ones (SPEC §7)."""
+@contextlib.contextmanager
+def _signals(out: Output) -> Iterator[Signals]:
+    """SIGINT/SIGTERM: stop new submissions; a second SIGINT abandons in-flight ones (SPEC §7).
+    The previous handlers come back afterwards (main() may be called in-process)."""
     import signal
-
-    from intuned_runs.apply import Signals
 
     signals = Signals.new()
 
@@ -186,9 +189,12 @@ def _signals(out: Output):  # type: ignore[no-untyped-def]
             signals.stop.set()
             out.err("interrupted: no new submissions; waiting for in-flight ones (Ctrl-C again to abandon)")
 
-    signal.signal(signal.SIGINT, handle)
-    signal.signal(signal.SIGTERM, handle)
-    return signals
+    previous = signal.signal(signal.SIGINT, handle), signal.signal(signal.SIGTERM, handle)
+    try:
+        yield signals
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
 
 
 def _emulated(args: argparse.Namespace, environ: dict[str, str], out: Output):  # type: ignore[no-untyped-def]
@@ -222,6 +228,11 @@ def apply(args: argparse.Namespace, out: Output) -> int:
                 "apply PLANFILE takes no planning options (--select, --run, --retry-unknown, --max-submit)"
             )
         saved = planfile.load(Path(args.planfile))
+        if (args.env is not None and args.env != saved.env) or (args.vars and list(args.vars) != list(saved.vars)):
+            raise UsageError(
+                f"apply {args.planfile} renders with the plan's own inputs (--env {saved.env}, "
+                f"--var {' '.join(saved.vars) or 'none'}): drop --env/--var, or plan again with the new ones"
+            )
         args.env, args.vars = saved.env, list(saved.vars)
     environ = dict(os.environ)
     emulator = _emulated(args, environ, out) if args.emulator else None
@@ -286,41 +297,41 @@ def apply(args: argparse.Namespace, out: Output) -> int:
             read_timeout=args.read_timeout,
             saved=saved,
         )
-        signals = _signals(out)
-        result = run_apply(
-            repository,
-            desired,
-            options,
-            api_key=environ.get("INTUNED_API_KEY", ""),
-            confirm=confirm,
-            signals=signals,
-            on_outcome=on_outcome,
-            on_plan=on_plan,
-            log=out.log if out.debug else None,
-            timing=out.err if out.verbose else None,
-            redactor=out.redactor,
-        )
-        if not result.confirmed:
-            out.err("Apply cancelled: nothing was submitted.")
-            return EXIT_ERROR
-        waited = None
-        if args.wait and any(o.outcome == "submitted" for o in result.outcomes) and not signals.stop.is_set():
-            waited = _wait(repository, result, args, out, environ, signals)
-        if args.json:
-            out.out(apply_json(result, waited))
-        else:
-            for line in apply_summary(result, waited):
-                out.out(line)
-        if signals.abandon.is_set() or signals.stop.is_set():
-            return 130
-        failed_wait = waited is not None and (
-            waited[1] or any(r.status in ("failed", "canceled") for r in waited[0].values())
-        )
-        if not result.ok or failed_wait:
-            return EXIT_ERROR
-        if args.detailed_exitcode and (result.summary["submitted"] or result.forgotten):
-            return EXIT_CHANGES
-        return EXIT_OK
+        with _signals(out) as signals:
+            result = run_apply(
+                repository,
+                desired,
+                options,
+                api_key=environ.get("INTUNED_API_KEY", ""),
+                confirm=confirm,
+                signals=signals,
+                on_outcome=on_outcome,
+                on_plan=on_plan,
+                log=out.log if out.debug else None,
+                timing=out.err if out.verbose else None,
+                redactor=out.redactor,
+            )
+            if not result.confirmed:
+                out.err("Apply cancelled: nothing was submitted.")
+                return EXIT_ERROR
+            waited = None
+            if args.wait and any(o.outcome == "submitted" for o in result.outcomes) and not signals.stop.is_set():
+                waited = _wait(repository, result, args, out, environ, signals)
+            if args.json:
+                out.out(apply_json(result, waited))
+            else:
+                for line in apply_summary(result, waited):
+                    out.out(line)
+            if signals.abandon.is_set() or signals.stop.is_set():
+                return 130
+            failed_wait = waited is not None and (
+                waited[1] or any(r.status in ("failed", "canceled") for r in waited[0].values())
+            )
+            if not result.ok or failed_wait:
+                return EXIT_ERROR
+            if args.detailed_exitcode and (result.summary["submitted"] or result.forgotten):
+                return EXIT_CHANGES
+            return EXIT_OK
     finally:
         if emulator is not None:
             emulator.stop()
@@ -409,19 +420,19 @@ def watch(args: argparse.Namespace, out: Output) -> int:
             api_key=environ.get("INTUNED_API_KEY", ""),
             interactive=out.interactive(),
         )
-        signals = _signals(out)
-        watcher = Watcher(settings, environ, options, report, signals, redactor=out.redactor)
-        if emulator is not None:
-            from intuned_runs.templating import placeholder
+        with _signals(out) as signals:
+            watcher = Watcher(settings, environ, options, report, signals, redactor=out.redactor)
+            if emulator is not None:
+                from intuned_runs.templating import placeholder
 
-            for name in _secret_names_of(settings, environ):
-                if not environ.get(name):
-                    environ[name] = placeholder(name)
-        out.info(
-            f"Watching {settings.chdir or '.'} ({'apply' if args.apply else 'plan'} on every change; Ctrl-C stops)."
-        )
-        run_watch(watcher, signals.stop)
-        return 130 if signals.abandon.is_set() else EXIT_OK
+                for name in _secret_names_of(settings, environ):
+                    if not environ.get(name):
+                        environ[name] = placeholder(name)
+            out.info(
+                f"Watching {settings.chdir or '.'} ({'apply' if args.apply else 'plan'} on every change; Ctrl-C stops)."
+            )
+            run_watch(watcher, signals.stop)
+            return 130 if signals.abandon.is_set() else EXIT_OK
     finally:
         if emulator is not None:
             emulator.stop()

@@ -489,6 +489,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_error(400, "Bad Content-Length")
             return
         body = self.rfile.read(length) if length > 0 else b""
+        if len(body) < length:
+            # The client went away mid-body (killed while sending): like a real server, start nothing.
+            self.close_connection = True
+            return
         headers = {name.lower(): value for name, value in self.headers.items()}
         emulator = self.server.emulator
         response = emulator._respond(self.command, self.path, headers, body)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from intuned_runs.validation import RequestChecker
 FILE_KEYS = ("defaults", "moved", "runs")
 RUN_KEYS = ("name", "project", "request", "labels", "trigger", "matrix")
 TRIGGERS = ("on-change", "always", "manual")
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # used with fullmatch: no trailing newline
 MAX_COMBINATIONS = 10_000
 _SECRET_REF = re.compile(r"""\bsecret\(\s*(['"])([^'"\\]+)\1\s*\)""")
 # Headers that carry no credential: no literal-credential warning for them.
@@ -274,11 +274,12 @@ class Loader:
         *,
         secrets: bool = False,
     ) -> tuple[bool, Any]:
-        try:
-            return True, self.renderer.render(value, context, secrets_allowed=secrets, path=at)
-        except TemplateError as e:
-            self._problem(result, nodes, e.path, e.message)
-            return False, None
+        """Render a field, reporting every failing string in it (not only the first)."""
+        errors: list[TemplateError] = []
+        value = self.renderer.render(value, context, secrets_allowed=secrets, path=at, errors=errors)
+        for error in errors:
+            self._problem(result, nodes, error.path, error.message)
+        return not errors, value
 
     def _load_entry(
         self,
@@ -347,69 +348,40 @@ class Loader:
         source: Source,
         result: FileResult,
     ) -> None:
+        """Render one run in SPEC order (matrix → name → project → labels → trigger → request). A field
+        that fails is reported and left out of `run.*`; the later fields are still checked, so one
+        validate shows every problem of the run."""
         run: dict[str, Any] = {}
         context = {**base, "matrix": combination, "run": run}
-        ok, name = self._render(merged["name"], context, result, nodes, ("name",))
-        if not ok:
-            return
-        if not isinstance(name, str) or not NAME.match(name):
-            self._problem(
-                result,
-                nodes,
-                ("name",),
-                f"invalid run name {name!r}: use letters, digits, '.', '_' and '-' "
-                "(starting with a letter or digit, at most 128)",
-            )
-            return
-        run["name"] = name
-        if "project" in merged:
-            ok, project = self._render(merged["project"], context, result, nodes, ("project",))
-            if not ok:
-                return
-        else:
-            project = self.default_project
-        if not isinstance(project, str) or not project:
-            self._problem(
-                result,
-                nodes,
-                (),
-                "run has no project: set 'project' (or default_project in the config)",
-                shown=("project",),
-            )
-            return
-        if "/" in project:
-            self._problem(result, nodes, ("project",), f"project name {project!r} may not contain '/'")
-            return
-        run["project"] = project
-        ok, labels = self._render(merged.get("labels") or {}, context, result, nodes, ("labels",))
-        if not ok:
-            return
-        if not isinstance(labels, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
-        ):
-            self._problem(result, nodes, ("labels",), "must map strings to strings (quote numbers)")
-            return
-        run["labels"] = labels
-        ok, trigger = self._render(merged.get("trigger", "on-change"), context, result, nodes, ("trigger",))
-        if not ok:
-            return
-        if trigger not in TRIGGERS:
-            self._problem(result, nodes, ("trigger",), f"must be one of {', '.join(TRIGGERS)}")
-            return
-        run["trigger"] = trigger
+        ok = True
+
+        def field(key: str, raw: Any, check: Callable[[Any], str | None], **kwargs: Any) -> Any:
+            nonlocal ok
+            rendered, value = self._render(raw, context, result, nodes, (key,), **kwargs)
+            problem = check(value) if rendered else None
+            if problem is not None:
+                self._problem(result, nodes, (key,) if key in merged else (), problem, shown=(key,))
+            if rendered and problem is None:
+                run[key] = value
+                return value
+            ok = False
+            return None
+
+        name = field("name", merged["name"], _check_name)
+        project = field("project", merged.get("project", self.default_project), _check_project)
+        labels = field("labels", merged.get("labels") or {}, _check_labels)
+        trigger = field("trigger", merged.get("trigger", "on-change"), _check_trigger)
         raw_request = merged["request"]
         self.renderer.secrets_used = set()
-        ok, request = self._render(raw_request, context, result, nodes, ("request",), secrets=True)
-        if not ok:
-            return
+        rendered, request = self._render(raw_request, context, result, nodes, ("request",), secrets=True)
         secrets = frozenset(self.renderer.secrets_used)
-        errors = False
-        for finding in self.checker.check(request):
-            errors |= finding.severity == "error"
-            self._problem(result, nodes, finding.path, finding.message, finding.severity, address=finding.address)
+        if rendered:
+            for finding in self.checker.check(request):
+                ok &= finding.severity != "error"
+                self._problem(result, nodes, finding.path, finding.message, finding.severity, address=finding.address)
         for path, message in literal_credentials(raw_request):
             self._problem(result, nodes, path, message, "warning")
-        if errors:
+        if not (ok and rendered):
             return
         result.runs.append(
             Run(
@@ -435,6 +407,33 @@ class Loader:
         value = real.render(run.raw_request, run.context, secrets_allowed=True, path=("request",))
         assert isinstance(value, dict)
         return value
+
+
+def _check_name(name: Any) -> str | None:
+    if isinstance(name, str) and NAME.fullmatch(name):
+        return None
+    return (
+        f"invalid run name {name!r}: use letters, digits, '.', '_' and '-' "
+        "(starting with a letter or digit, at most 128)"
+    )
+
+
+def _check_project(project: Any) -> str | None:
+    if not isinstance(project, str) or not project:
+        return "run has no project: set 'project' (or default_project in the config)"
+    if "/" in project or not project.isprintable():
+        return f"project name {project!r} may not contain '/' or control characters"
+    return None
+
+
+def _check_labels(labels: Any) -> str | None:
+    if isinstance(labels, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+        return None
+    return "must map strings to strings (quote numbers)"
+
+
+def _check_trigger(trigger: Any) -> str | None:
+    return None if trigger in TRIGGERS else f"must be one of {', '.join(TRIGGERS)}"
 
 
 def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:

@@ -24,7 +24,9 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 API_KEY_VARIABLE = "INTUNED_API_KEY"
 API_KEY_READ = f"env.{API_KEY_VARIABLE} may not be read by templates: the API key stays out of runs"
 MAX_RESULT_LENGTH = 1_000_000  # `'x' * 10**9` must not exhaust memory
-_SINGLE = re.compile(r"^\{\{(?P<expr>(?:(?!\{\{|\}\}|\{%|\{#).)*)\}\}$", re.DOTALL)
+# Exactly one `{{ expression }}` and nothing else (no trailing newline); `{{-`/`-}}` trim markers are
+# Jinja's whitespace control, not part of the expression.
+_SINGLE = re.compile(r"\A\{\{-?(?P<expr>(?:(?!\{\{|\}\}|\{%|\{#).)*?)-?\}\}\Z", re.DOTALL)
 
 
 def placeholder(name: str) -> str:
@@ -292,19 +294,28 @@ class Renderer:
         *,
         secrets_allowed: bool = False,
         path: tuple[str | int, ...] = (),
+        errors: list[TemplateError] | None = None,
     ) -> Any:
-        """Render every string (not key) of a value; errors carry the path of the failing string."""
+        """Render every string (not key) of a value; errors carry the path of the failing string.
+
+        With `errors`, every failing string is collected there (its value becomes None) instead of
+        raising at the first, so one validate reports them all (SPEC §5)."""
         if isinstance(value, str):
             try:
                 return self.render_string(value, context, secrets_allowed=secrets_allowed)
             except TemplateError as e:
-                raise TemplateError(e.message, path) from e
+                if errors is None:
+                    raise TemplateError(e.message, path) from e
+                errors.append(TemplateError(e.message, path))
+                return None
         if isinstance(value, dict):
             return {
-                k: self.render(v, context, secrets_allowed=secrets_allowed, path=(*path, k)) for k, v in value.items()
+                k: self.render(v, context, secrets_allowed=secrets_allowed, path=(*path, k), errors=errors)
+                for k, v in value.items()
             }
         if isinstance(value, list):
             return [
-                self.render(v, context, secrets_allowed=secrets_allowed, path=(*path, i)) for i, v in enumerate(value)
+                self.render(v, context, secrets_allowed=secrets_allowed, path=(*path, i), errors=errors)
+                for i, v in enumerate(value)
             ]
         return value

@@ -260,7 +260,7 @@ def test_project_is_required_and_has_no_slash(repo: Repo) -> None:
         1,
         [
             "runs.d/a.yaml:2:5: error: project: run has no project: set 'project' (or default_project in the config)",
-            "runs.d/a.yaml:3:24: error: project: project name 'x/y' may not contain '/'",
+            "runs.d/a.yaml:3:24: error: project: project name 'x/y' may not contain '/' or control characters",
         ],
     )
 
@@ -632,3 +632,33 @@ def test_render_reports_warnings_on_stderr_and_still_renders(repo: Repo) -> None
         "not a boolean: quote it, or write true/false"
     ]
     assert json.loads(result.out)["runs"][0]["request"]["parameters"] == {"c": "NO"}
+
+
+def test_every_problem_of_a_run_is_reported_not_only_the_first(repo: Repo) -> None:
+    repo.write(
+        "runs.d/a.yaml",
+        """
+        runs:
+          - name: a
+            project: p
+            labels: {x: "{{ vars.nope1 }}"}
+            request:
+              api: "{{ vars.nope2 }}"
+              parameters: {x: "{{ vars.nope3 }}"}
+          - name: "{{ vars.nope4 }}"
+            project: "{{ vars.nope5 }}"
+            request: {api: a, parameters: {}, saveTrace: "x"}
+        """,
+    )
+    result = repo.cli("validate")
+    assert (result.code, result.out_lines) == (
+        1,
+        [
+            "runs.d/a.yaml:4:17: error: labels.x: undefined: 'dict object' has no attribute 'nope1'",
+            "runs.d/a.yaml:6:12: error: request.api: undefined: 'dict object' has no attribute 'nope2'",
+            "runs.d/a.yaml:7:23: error: request.parameters.x: undefined: 'dict object' has no attribute 'nope3'",
+            "runs.d/a.yaml:8:11: error: name: undefined: 'dict object' has no attribute 'nope4'",
+            "runs.d/a.yaml:9:14: error: project: undefined: 'dict object' has no attribute 'nope5'",
+            "runs.d/a.yaml:10:50: error: request.saveTrace: must be a boolean (true/false) (got string)",
+        ],
+    )

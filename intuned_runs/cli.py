@@ -87,10 +87,12 @@ def _globals(parser: argparse.ArgumentParser, suppress: bool) -> None:
     group.add_argument("--env", metavar="NAME", default=default, help="select an environment of the config")
     group.add_argument(
         "--var",
-        dest="vars",
+        # After the command name they are collected apart, or the subcommand's list would replace
+        # the one given before it (SPEC §11: global options go before or after the command).
+        dest="vars_after" if suppress else "vars",
         metavar="KEY=VALUE",
         action="append",
-        default=argparse.SUPPRESS if suppress else [],
+        default=[],
         help="set vars.KEY (repeatable)",
     )
     group.add_argument("--workspace-id", metavar="UUID", default=default)
@@ -264,7 +266,7 @@ def settings_from(args: argparse.Namespace) -> Any:
         chdir=args.chdir,
         config=args.config,
         env=args.env,
-        vars=tuple(args.vars or ()),
+        vars=(*(args.vars or ()), *(getattr(args, "vars_after", None) or ())),
         workspace_id=args.workspace_id,
         base_url=args.base_url,
     )
@@ -288,9 +290,10 @@ def main(argv: Sequence[str] | None = None, output: Output | None = None) -> int
         handler: Callable[[argparse.Namespace, Output], int] = getattr(commands, args.command)
         return handler(args, out)
     except ProblemsFound as e:
-        from intuned_runs.report import problems_text
+        from intuned_runs.report import problems_text, resolve_format
 
-        for line in problems_text(e.problems, "text"):
+        fmt = "github" if resolve_format("auto") == "github" else "text"
+        for line in problems_text(e.problems, fmt):
             out.err(line)
         return EXIT_ERROR
     except Interrupted as e:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from intuned_runs.apply import Signals
 from intuned_runs.cli import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, settings_from
-from intuned_runs.errors import UsageError
+from intuned_runs.errors import ProblemsFound, UsageError
 from intuned_runs.output import Output
 from intuned_runs.problems import errors_in
 
@@ -115,12 +115,14 @@ def _not_yet(name: str) -> int:
 
 def _workspace_warning(repository, state, out: Output) -> None:  # type: ignore[no-untyped-def]
     """plan warns (apply refuses) when the state belongs to another workspace (SPEC §7)."""
-    from intuned_runs.errors import IntunedRunsError
+    from intuned_runs.errors import ProblemsFound
 
     try:
         workspace = repository.config.workspace_id
-    except IntunedRunsError:
-        return  # plan does not need the workspace; apply reports the problem
+    except ProblemsFound:
+        # An unset or malformed workspace does not stop plan (SPEC §3); apply reports it. The
+        # --env / INTUNED_WORKSPACE_ID conflict (a ConfigError) does stop it: it is never silent.
+        return
     if workspace and state.workspace_id and workspace != state.workspace_id:
         out.err(
             f"warning: the state belongs to workspace {state.workspace_id}, but the workspace is {workspace}: "
@@ -154,14 +156,14 @@ def plan(args: argparse.Namespace, out: Output) -> int:
         config = repository.config
         try:
             workspace = config.workspace_id
-        except Exception:
+        except ProblemsFound:  # an unresolvable workspace is recorded as none; apply re-checks it
             workspace = None
         planfile.save(
             Path(args.out),
             result,
             state,
             env=config.env_name,
-            vars=tuple(args.vars or ()),
+            vars=settings_from(args).vars,
             workspace_id=workspace,
             state_path=config.relative(config.state_path),
             schema_version=repository.schema_version,
@@ -228,12 +230,13 @@ def apply(args: argparse.Namespace, out: Output) -> int:
                 "apply PLANFILE takes no planning options (--select, --run, --retry-unknown, --max-submit)"
             )
         saved = planfile.load(Path(args.planfile))
-        if (args.env is not None and args.env != saved.env) or (args.vars and list(args.vars) != list(saved.vars)):
+        given = settings_from(args).vars
+        if (args.env is not None and args.env != saved.env) or (given and list(given) != list(saved.vars)):
             raise UsageError(
                 f"apply {args.planfile} renders with the plan's own inputs (--env {saved.env}, "
                 f"--var {' '.join(saved.vars) or 'none'}): drop --env/--var, or plan again with the new ones"
             )
-        args.env, args.vars = saved.env, list(saved.vars)
+        args.env, args.vars, args.vars_after = saved.env, list(saved.vars), []
     environ = dict(os.environ)
     emulator = _emulated(args, environ, out) if args.emulator else None
     try:

@@ -179,7 +179,9 @@ class Config:
             if self.env_name not in environments:
                 known = ", ".join(environments) or "none are defined"
                 hint = did_you_mean(self.env_name, environments)
-                raise ConfigError(f"unknown environment {self.env_name!r} (known: {known}){hint}")
+                where = "<flag --env>" if self.settings.env else "<env INTUNED_RUNS_ENV>"
+                message = f"unknown environment {self.env_name!r} (known: {known}){hint}"
+                raise ProblemsFound([Problem(where, None, None, "error", "", message)])
             layers.append((("environments", self.env_name), environments[self.env_name]))
         return layers
 

@@ -350,7 +350,10 @@ def test_api_key_read_in_a_branch_not_taken_is_still_an_error(repo: Repo) -> Non
 def test_secret_outside_request_is_an_error_at_its_line(repo: Repo, field: str, line: str) -> None:
     repo.write("runs.d/a.yaml", f"runs:\n  - {field}\n    project: p\n    request: {{api: a, parameters: {{}}}}\n")
     if not field.startswith("name"):
-        repo.write("runs.d/a.yaml", f"runs:\n  - {field}\n    name: x\n    project: p\n    request: {{api: a, parameters: {{}}}}\n")
+        repo.write(
+            "runs.d/a.yaml",
+            f"runs:\n  - {field}\n    name: x\n    project: p\n    request: {{api: a, parameters: {{}}}}\n",
+        )
     result = repo.cli("validate")
     assert (result.code, result.out_lines) == (1, [line])
 

@@ -209,7 +209,8 @@ class ApplyOptions:
     read_timeout: float = 60.0
     command: str = "intuned-runs apply"
     saved: SavedPlan | None = None  # submit exactly its runs
-    watch_always: frozenset[str] | None = None  # watch: `always` runs already submitted this session
+    # watch: runs already submitted once this session (always / --run); forgets are never applied
+    watch_once: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -280,8 +281,8 @@ def run_apply(
             fingerprints = {r.key: r.fingerprint for r in plan.runs if r.run is not None}
             check_fresh(options.saved, state, fingerprints, workspace, config.relative(config.state_path))
             plan = Plan(tuple(_from_saved(r, options.saved) for r in plan.runs), plan.moves)
-        if options.watch_always is not None:
-            plan = for_watch(plan, options.watch_always)
+        if options.watch_once is not None:
+            plan = for_watch(plan, options.watch_once)
         on_plan(plan)
         submit = plan.to_submit
         missing = repository.missing_secrets([r.run for r in submit if r.run is not None])
@@ -293,7 +294,7 @@ def run_apply(
                 f"the plan submits {len(submit)} runs, more than max_submit {limit}: check the state is the "
                 f"right one, then pass --max-submit {len(submit)} (or set max_submit in the config)"
             )
-        if not (submit or plan.to_forget or plan.moves):
+        if not (submit or (plan.to_forget and options.watch_once is None) or plan.moves):
             return ApplyResult(plan, (), (), state, workspace)
         if not confirm(plan):
             return ApplyResult(plan, (), (), state, workspace, confirmed=False)
@@ -302,7 +303,7 @@ def run_apply(
             for r in submit
             if r.run is not None
         ]
-        forget = tuple(r.key for r in plan.to_forget)
+        forget = tuple(r.key for r in plan.to_forget) if options.watch_once is None else ()
         with store.journal() as journal:
             record_housekeeping(
                 journal,

@@ -387,7 +387,7 @@ def watch(args: argparse.Namespace, out: Output) -> int:
     import os
 
     from intuned_runs.config import Settings
-    from intuned_runs.report import outcome_line, watch_plan_lines
+    from intuned_runs.report import blocked_lines, outcome_line, watch_plan_lines
     from intuned_runs.watch import Watcher, WatchOptions, WatchReport, run_watch
 
     environ = dict(os.environ)  # read once (SPEC §8)
@@ -400,6 +400,8 @@ def watch(args: argparse.Namespace, out: Output) -> int:
             raise UsageError("watch --apply needs INTUNED_API_KEY (or --emulator)")
 
         def show_plan(plan, previous) -> None:  # type: ignore[no-untyped-def]
+            for line in blocked_lines(plan):  # every plan lists blocked runs on stderr (SPEC §6)
+                out.err(line)
             for line in watch_plan_lines(plan, previous, out.verbose):
                 out.out(line)
 

@@ -93,17 +93,19 @@ class Plan:
         return bool(self.to_submit or self.to_forget)
 
 
-def for_watch(plan: Plan, always_submitted: frozenset[str]) -> Plan:
-    """Watch mode (SPEC §8): an `always` run is submitted at most once per session, and forgets are
-    shown but never applied (a branch switch must not forget and then re-run everything)."""
+ONCE_PER_WATCH = frozenset({"always", "requested"})
+
+
+def for_watch(plan: Plan, submitted_once: frozenset[str]) -> Plan:
+    """Watch mode (SPEC §8): an `always` run, and a run forced with --run, is submitted at most once per
+    session; a save of another file must not submit it again. (Forgets stay in the plan, shown; watch
+    never applies them.)"""
     from dataclasses import replace
 
     runs = []
     for run in plan.runs:
-        if run.action == SUBMIT and run.reason == "always" and run.key in always_submitted:
-            run = replace(run, action=UNCHANGED, reason="always (submitted once this session)")
-        elif run.action == FORGET:
-            run = replace(run, action=UNCHANGED, reason="removed (watch never forgets)")
+        if run.action == SUBMIT and run.reason in ONCE_PER_WATCH and run.key in submitted_once:
+            run = replace(run, action=UNCHANGED, reason=f"{run.reason} (submitted once this session)")
         runs.append(run)
     return Plan(tuple(runs), plan.moves)
 
@@ -171,7 +173,7 @@ def make_plan(
             # name: the same request under this key is the same definition, not a change (SPEC §6).
             stored_fp = fp
         diff: list[dict[str, Any]] = []
-        if entry is not None and entry.unknown is not None and not entry.is_tombstone:
+        if entry is not None and entry.unknown is not None:  # blocked even after a removal and re-add
             if forced or retry_unknown:
                 action, reason = SUBMIT, "requested" if forced else "unknown"
             else:

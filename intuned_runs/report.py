@@ -115,7 +115,6 @@ def planned_dict(run: PlannedRun) -> dict[str, Any]:
         "fingerprint": run.fingerprint,
         "changes": [dict(c) for c in run.changes],
         "request": run.request,
-        **({"moved_from": run.moved_from} if run.moved_from else {}),
     }
 
 

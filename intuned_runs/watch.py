@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from intuned_runs import selection
 from intuned_runs.apply import ApplyOptions, RunOutcome, Signals, run_apply
-from intuned_runs.config import Settings
+from intuned_runs.config import Config, Settings
 from intuned_runs.errors import IntunedRunsError, ProblemsFound
 from intuned_runs.plan import Plan, for_watch
 from intuned_runs.problems import Problem
@@ -61,7 +62,7 @@ class Watcher:
     transport: Any = None
     repository: Repository = field(init=False)
     files: dict[str, FileResult] = field(default_factory=dict, init=False)
-    always_submitted: set[str] = field(default_factory=set, init=False)
+    submitted_once: set[str] = field(default_factory=set, init=False)
     previous: Plan | None = field(default=None, init=False)
     seen_state: tuple[str, int] | None = field(default=None, init=False)
     state: Any = field(default=None, init=False)
@@ -145,7 +146,7 @@ class Watcher:
         plan = self.repository.plan(
             self.state, desired, select=self.options.select, force=self.options.force, memo=self.memo
         )
-        return for_watch(plan, frozenset(self.always_submitted))
+        return for_watch(plan, frozenset(self.submitted_once))
 
     def _apply(self, desired: Desired) -> None:
         options = ApplyOptions(
@@ -156,7 +157,7 @@ class Watcher:
             lock_timeout=self.options.lock_timeout,
             read_timeout=self.options.read_timeout,
             command="intuned-runs watch --apply",
-            watch_always=frozenset(self.always_submitted),
+            watch_once=frozenset(self.submitted_once),
         )
         try:
             result = run_apply(
@@ -173,10 +174,14 @@ class Watcher:
         except IntunedRunsError as e:
             self.report.message(f"error: {e}")
             return
-        triggers = {r.key: r.run.trigger for r in result.plan.runs if r.run is not None}
-        self.always_submitted |= {
-            o.key for o in result.outcomes if o.outcome == "submitted" and triggers.get(o.key) == "always"
+        forced = selection.parse(self.options.force)
+        once = {
+            r.key
+            for r in result.plan.runs
+            if r.run is not None
+            and (r.run.trigger == "always" or selection.any_match(forced, r.key, r.run.labels))
         }
+        self.submitted_once |= {o.key for o in result.outcomes if o.outcome == "submitted" and o.key in once}
         self.state = result.state
         self.seen_state = self._state_marker()
         if result.outcomes:
@@ -226,15 +231,31 @@ class Watcher:
         return True
 
 
+def watched_roots(watcher: Watcher) -> list[Path]:
+    """The repository (config, runs_dir, state), plus the folders of a config or state kept outside it."""
+    start = Path(watcher.settings.chdir or os.getcwd()).resolve()
+    try:
+        config = Config(watcher.settings, watcher.environ)
+        paths = [config.repository, config.runs_dir, config.state_path.parent]
+        if config.path is not None:
+            paths.append(config.path.parent)
+    except IntunedRunsError:
+        return [start]  # the watcher reports the problem; the folder is still watched for the fix
+    roots: list[Path] = []
+    for path in sorted({p for p in paths if p.is_dir()}, key=lambda p: len(p.parts)):
+        if not any(path == root or root in path.parents for root in roots):
+            roots.append(path)
+    return roots or [start]
+
+
 def run_watch(watcher: Watcher, stop: Any, *, poll: bool | None = None) -> None:
     """Arm the filesystem watch, plan (and apply) once, then once per batch until `stop` is set."""
     from watchfiles import Change, DefaultFilter
     from watchfiles._rust_notify import RustNotify  # armed on construction, unlike watchfiles.watch()
 
-    root = Path(watcher.settings.chdir or os.getcwd()).resolve()
     force_polling = poll if poll is not None else bool(os.environ.get("WATCHFILES_FORCE_POLLING"))
     keep = DefaultFilter()
-    with RustNotify([str(root)], False, force_polling, 50, True, True) as notify:
+    with RustNotify([str(p) for p in watched_roots(watcher)], False, force_polling, 50, True, True) as notify:
         watcher.start()
         while not stop.is_set():
             raw = notify.watch(50, 10, 500, stop)

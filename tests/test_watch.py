@@ -72,7 +72,9 @@ def emulator() -> Iterator[Emulator]:
         yield emu
 
 
-def start_watch(repo: Path, emulator: Emulator, *, apply: bool) -> tuple[Recorder, threading.Event, threading.Thread]:
+def start_watch(
+    repo: Path, emulator: Emulator, *, apply: bool, force: tuple[str, ...] = ()
+) -> tuple[Recorder, threading.Event, threading.Thread]:
     recorder = Recorder()
     environ = {"PROXY": f"http://user:{CANARY}@proxy:1", "INTUNED_API_KEY": "test-key-123456"}
 
@@ -89,7 +91,7 @@ def start_watch(repo: Path, emulator: Emulator, *, apply: bool) -> tuple[Recorde
     )
     settings = Settings(chdir=str(repo), base_url=emulator.url)
     signals = Signals.new()
-    options = WatchOptions(apply=apply, api_key=environ["INTUNED_API_KEY"])
+    options = WatchOptions(apply=apply, force=force, api_key=environ["INTUNED_API_KEY"])
     watcher = Watcher(settings, environ, options, report, signals)
     thread = threading.Thread(target=run_watch, args=(watcher, signals.stop), daemon=True)
     thread.start()
@@ -133,8 +135,8 @@ def test_watch_apply_follows_edits_errors_new_folders_and_deletions(repo: Path, 
         recorder.wait_for(lambda t: "✓ shop/beta" in t, "a new file in a new folder to be applied")
 
         (repo / "runs.d" / "new" / "deeper" / "b.yaml").unlink()
-        recorder.wait_for(
-            lambda t: t.rstrip().endswith("0 to forget, 0 blocked.") or "up to date" in t.splitlines()[-1],
+        recorder.wait_for(  # shown as to forget, never applied (SPEC §8)
+            lambda t: t.rstrip().endswith("1 to forget, 0 blocked."),
             "the deletion to be planned",
         )
         time.sleep(0.3)  # give a wrong submission the chance to happen before counting
@@ -183,3 +185,18 @@ def test_watch_submits_an_always_run_once_per_session(repo: Path, emulator: Emul
         "shop:{'limit': 1}",
     ]
     assert recorder.text().count("✓ shop/alpha") == 1
+
+
+def test_watch_submits_a_run_forced_with_run_once_per_session(repo: Path, emulator: Emulator) -> None:
+    recorder, stop, thread = start_watch(repo, emulator, apply=True, force=("shop/alpha",))
+    try:
+        recorder.wait_for(lambda t: "✓ shop/alpha" in t, "the first apply")
+        (repo / "runs.d" / "other.yaml").write_text(RUN.format(name="gamma", limit=1))  # not planned: --run alone
+        recorder.wait_for(lambda t: "No changes. 1 runs up to date." in t, "the second batch")
+        time.sleep(0.3)  # give a wrong submission the chance to happen before counting
+    finally:
+        stop.set()
+        thread.join(10)
+    # A save of another file must not submit the forced run again (SPEC §1: never twice by accident).
+    assert recorder.text().count("✓ shop/alpha") == 1
+    assert len(emulator.received) == 1

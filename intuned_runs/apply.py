@@ -266,6 +266,7 @@ def run_apply(
     lock = StateLock(config.state_path, options.command).acquire(options.lock_timeout)
     try:
         store = repository.store(redactor)
+        store.ensure_gitignore()  # the lock file exists now: keep it (and the journal) out of git
         state = store.fold(upgrade=repository.upgrade)
         if state.workspace_id is not None and state.workspace_id != workspace:
             raise Refused(
@@ -295,6 +296,12 @@ def run_apply(
                 f"right one, then pass --max-submit {len(submit)} (or set max_submit in the config)"
             )
         if not (submit or (plan.to_forget and options.watch_once is None) or plan.moves):
+            if state.workspace_id is None and options.watch_once is None:
+                # The first apply records the workspace even with nothing to send (SPEC §7), so a later
+                # apply to another workspace is refused.
+                with store.journal() as journal:
+                    record_housekeeping(journal, now=store.now(), workspace=workspace, moves=(), forget=())
+                state = store.fold()
             return ApplyResult(plan, (), (), state, workspace)
         if not confirm(plan):
             return ApplyResult(plan, (), (), state, workspace, confirmed=False)

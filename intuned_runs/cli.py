@@ -189,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     _selection(p)
     p.add_argument("--apply", action="store_true")
     p.add_argument("--concurrency", type=positive, default=8, metavar="N")
+    p.add_argument("--max-submit", type=non_negative, default=None, metavar="N")
     p.add_argument("--lock-timeout", type=duration, default="0s", metavar="DUR")
     p.add_argument("--read-timeout", type=duration, default="60s", metavar="DUR")
     p.add_argument("--emulator", action="store_true")
@@ -246,6 +247,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--detailed-exitcode", action="store_true")
     p.add_argument("--read-timeout", type=duration, default="60s", metavar="DUR")
+    p.add_argument(
+        "--lock-timeout",
+        type=duration,
+        default="30s",
+        metavar="DUR",
+        help="how long to wait for the lock to record final statuses (default 30s)",
+    )
 
     p = command("emulator", "serve a local emulator of the Run API")
     p.add_argument("--host", default="127.0.0.1")

@@ -54,6 +54,7 @@ def validate(args: argparse.Namespace, out: Output) -> int:
         repository = _repository(args, out)
         problems = list(repository.desired.problems)
         runs = len(repository.desired.runs)
+        repository.load_state()  # a state that cannot be trusted is an error for every command (SPEC §7)
     except ProblemsFound as e:
         problems = list(e.problems)
     problems = strictly(problems, args.strict)
@@ -67,9 +68,10 @@ def render(args: argparse.Namespace, out: Output) -> int:
     from intuned_runs import selection
     from intuned_runs.report import render_json, render_yaml
 
-    _, desired = _validated(args, out)
+    repository, desired = _validated(args, out)
     if desired is None:
         return EXIT_ERROR
+    repository.load_state()  # a state that cannot be trusted is an error for every command (SPEC §7)
     selectors = selection.parse(args.selectors)
     selection.check_all_match(selectors, ((r.key, r.labels) for r in desired.runs), "selector")
     runs = [r for r in desired.runs if not selectors or selection.any_match(selectors, r.key, r.labels)]
@@ -268,7 +270,12 @@ def apply(args: argparse.Namespace, out: Output) -> int:
                     "(intuned-runs plan --out FILE; intuned-runs apply FILE)"
                 )
             submit, forget = len(plan.to_submit), len(plan.to_forget)
-            question = f"Submit {submit} runs? [y/N]" if submit else f"Forget {forget} runs from state? [y/N]"
+            if submit:
+                question = f"Submit {submit} runs? [y/N]"
+            elif forget:
+                question = f"Forget {forget} runs from state? [y/N]"
+            else:
+                question = f"Record {len(plan.moves)} renamed runs in state? [y/N]"
             return out.confirm(question)
 
         total = [0]
@@ -365,17 +372,27 @@ def _wait(repository, result, args, out: Output, environ, signals):  # type: ign
         latest, timed_out = wait_all(
             client, tracked, timeout=args.timeout, on_update=on_update, should_stop=signals.stop.is_set
         )
-    _record_statuses(repository, out, [r for r in latest.values() if r.final], StatusRecord, StateLock)
+    _record_statuses(
+        repository, out, [r for r in latest.values() if r.final], StatusRecord, StateLock, args.lock_timeout
+    )
     if timed_out:
         out.err(f"--timeout {args.timeout:g}s passed before every run finished; 'intuned-runs status' shows them later")
     return latest, timed_out
 
 
-def _record_statuses(repository, out: Output, finals, record_type, lock_type) -> None:  # type: ignore[no-untyped-def]
+def _record_statuses(repository, out: Output, finals, record_type, lock_type, timeout: float) -> None:  # type: ignore[no-untyped-def]
+    """Record final statuses (no serial bump). A busy lock only costs the record, never the report."""
+    from intuned_runs.errors import LockHeld
+
     if not finals:
         return
     config = repository.config
-    with lock_type(config.state_path, "intuned-runs status").acquire(30):
+    try:
+        lock = lock_type(config.state_path, "intuned-runs status").acquire(timeout)
+    except LockHeld as e:
+        out.err(f"warning: final statuses not recorded: {e}")
+        return
+    with lock:
         store = repository.store(out.redactor)
         with store.journal() as journal:
             for update in finals:
@@ -424,6 +441,7 @@ def watch(args: argparse.Namespace, out: Output) -> int:
             read_timeout=args.read_timeout,
             api_key=environ.get("INTUNED_API_KEY", ""),
             interactive=out.interactive(),
+            max_submit=args.max_submit,
         )
         with _signals(out) as signals:
             watcher = Watcher(settings, environ, options, report, signals, redactor=out.redactor)
@@ -494,7 +512,6 @@ def status(args: argparse.Namespace, out: Output) -> int:
         timing=out.err if out.verbose else None,
     ) as client:
         results = [fetch(client, run) for run in tracked]
-    _record_statuses(repository, out, [r for r in results if r.final], StatusRecord, StateLock)
     if args.json:
         out.out(json.dumps({"format_version": 1, "runs": [r.as_dict() for r in results]}, indent=2, ensure_ascii=False))
     else:
@@ -502,11 +519,9 @@ def status(args: argparse.Namespace, out: Output) -> int:
             out.out(f"{r.key}  {r.run_id}  {r.status if r.fetch_error is None else 'error: ' + r.fetch_error}")
         if not results:
             out.info("No runs with a run ID in state.")
+    _record_statuses(repository, out, [r for r in results if r.final], StatusRecord, StateLock, args.lock_timeout)
     if any(r.fetch_error is not None for r in results):
         return EXIT_ERROR
     if args.detailed_exitcode and any(r.status in ("failed", "canceled") for r in results):
         return EXIT_CHANGES
     return EXIT_OK
-
-
-__all__ = ["Path", "json"]

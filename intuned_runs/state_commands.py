@@ -78,6 +78,7 @@ def _edit(args: argparse.Namespace, out: Output, change: Callable[[State], State
     config = repository.config
     with StateLock(config.state_path, f"intuned-runs state {command}").acquire(args.lock_timeout):
         store = repository.store(out.redactor)
+        store.ensure_gitignore()
         state = store.fold(upgrade=repository.upgrade)
         changed = change(state)
         if changed is None:
@@ -141,6 +142,8 @@ def resolve(args: argparse.Namespace, out: Output) -> int:
         unknown = {k: e for k, e in state.entries.items() if e.unknown is not None and not e.is_tombstone}
         check_all_match(selectors, ((k, None) for k in unknown), "selector (of runs with an unknown outcome)")
         keys = sorted(k for k in unknown if any_match(selectors, k, None))
+        if args.run_id and len(keys) > 1:
+            raise UsageError(f"--run-id names one run, but {args.selectors[0]!r} matches {len(keys)}: select one key")
         verdict = "submitted" if args.submitted else "not submitted"
         if not _confirm(args, out, f"Mark {len(keys)} runs as {verdict}?"):
             out.err("Nothing resolved.")

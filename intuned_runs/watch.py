@@ -49,6 +49,7 @@ class WatchOptions:
     read_timeout: float = 60.0
     api_key: str = ""
     interactive: bool = False  # without a person at a TTY, max_submit guards every batch (SPEC §7)
+    max_submit: int | None = None  # None: the config's
 
 
 @dataclass
@@ -154,6 +155,7 @@ class Watcher:
             force=self.options.force,
             concurrency=self.options.concurrency,
             interactive=self.options.interactive,
+            max_submit=self.options.max_submit,
             lock_timeout=self.options.lock_timeout,
             read_timeout=self.options.read_timeout,
             command="intuned-runs watch --apply",
@@ -178,8 +180,7 @@ class Watcher:
         once = {
             r.key
             for r in result.plan.runs
-            if r.run is not None
-            and (r.run.trigger == "always" or selection.any_match(forced, r.key, r.run.labels))
+            if r.run is not None and (r.run.trigger == "always" or selection.any_match(forced, r.key, r.run.labels))
         }
         self.submitted_once |= {o.key for o in result.outcomes if o.outcome == "submitted" and o.key in once}
         self.state = result.state

@@ -124,6 +124,7 @@ class Config:
         self.file = self.path.name if self.path else None
         self.env_name = settings.env or self.environ.get("INTUNED_RUNS_ENV") or None
         self._document = self._load()
+        self.warnings: list[Problem] = self._document.warnings if self._document else []
         self._layers = self._select_layers()
         self.values: dict[str, Any] = {}
         for layer in self._layers:

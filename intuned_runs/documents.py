@@ -20,6 +20,7 @@ from intuned_runs.problems import Problem, json_path
 
 MAX_BYTES = 10 * 1024 * 1024
 MAX_ALIAS_EXPANSIONS = 10_000
+MAX_DEPTH = 100  # deeper input would exhaust the recursion of every later stage (render, hash, JSON)
 
 PLAIN_TAG = "?plain"  # plain scalars keep this marker; we resolve them with YAML 1.2 rules
 
@@ -106,6 +107,7 @@ class _Builder:
         self.seen: set[int] = set()
         self.active: set[int] = set()
         self.expansions = 0
+        self.depth = 0
         self.yaml11: list[yaml.ScalarNode] = []  # unquoted yes/no/on/off, warned about after the build
 
     def build(self, node: yaml.Node) -> Any:
@@ -122,6 +124,9 @@ class _Builder:
         if node.__class__ is yaml.ScalarNode:
             return self.scalar(node)
         self.active.add(ident)
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise DocumentError(f"nested more than {MAX_DEPTH} levels deep: flatten the structure", *_mark(node))
         try:
             if node.__class__ is yaml.MappingNode:
                 return self.mapping(node)
@@ -130,6 +135,7 @@ class _Builder:
             return [self.build(child) for child in node.value]
         finally:
             self.active.discard(ident)
+            self.depth -= 1
 
     def mapping(self, node: yaml.MappingNode) -> dict[Any, Any]:
         if node.tag != _MAP_TAG:
@@ -282,3 +288,12 @@ def locate_best(nodes: tuple[yaml.Node | None, ...], path: tuple[str | int, ...]
         if best is None or depth > best[0]:
             best = (depth, _mark(node))
     return None if best is None else best[1]
+
+
+def scalar_text(node: yaml.Node | None, path: tuple[str | int, ...]) -> str | None:
+    """The source text of the scalar at `path`, or None when there is none."""
+    for part in path:
+        if not isinstance(node, yaml.MappingNode):
+            return None
+        node = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == str(part)), None)
+    return node.value if isinstance(node, yaml.ScalarNode) else None

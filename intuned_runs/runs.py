@@ -10,7 +10,7 @@ import itertools
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,6 +32,7 @@ RUN_KEYS = ("name", "project", "request", "labels", "trigger", "matrix")
 TRIGGERS = ("on-change", "always", "manual")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # used with fullmatch: no trailing newline
 MAX_COMBINATIONS = 10_000
+_RUN_PREFIX = re.compile(r"^runs\[\d+\]\.")
 _SECRET_REF = re.compile(r"""\bsecret\(\s*(['"])([^'"\\]+)\1\s*\)""")
 # Headers that carry no credential: no literal-credential warning for them.
 _PLAIN_HEADERS = {"content-type", "accept", "user-agent", "content-encoding", "accept-encoding", "x-source"}
@@ -144,6 +145,13 @@ class Loader:
         self.renderer: Renderer = config.renderer
         self.vars = config.vars
         self.default_project = config.default_project
+        # The config's own env reads, checked against secret() names like a run file's (SPEC §4).
+        self.config_result = FileResult(
+            config.file or "intuned-runs.yaml",
+            problems=list(config.warnings),
+            env_reads=frozenset(self.renderer.env_reads),
+            text=config.path.read_text(encoding="utf-8", errors="replace") if config.path else "",
+        )
 
     # -- one file ----------------------------------------------------------------------------------
 
@@ -157,7 +165,8 @@ class Loader:
             return result
         result.text = text
         result.secret_refs = frozenset(m[2] for m in _SECRET_REF.finditer(text))
-        result.problems += document.warnings
+        # Load-time warnings are addressed from the file's top; runs are addressed from the run.
+        result.problems += [replace(w, path=_RUN_PREFIX.sub("", w.path)) for w in document.warnings]
         self.renderer.env_reads = set()
         self.renderer.env.reads.clear()
         self._load_document(document, result)
@@ -588,4 +597,4 @@ def load(config: Config, checker: RequestChecker, environ: Mapping[str, str]) ->
         # A config template that fails (`{{ {}[env.TOKEN] }}`) may quote a secret's value: report it
         # like any problem, with the secret names known so the redactor masks them (SPEC §4).
         return Desired((), (), tuple(e.problems), _referenced_secrets(config))
-    return assemble(config, (loader.load_file(f) for f in files), environ)
+    return assemble(config, [loader.config_result, *(loader.load_file(f) for f in files)], environ)

@@ -60,21 +60,21 @@ def _inline_refs(node: Any, document: dict[str, Any], seen: tuple[str, ...] = ()
 
 def extract(spec_text: str, source: str) -> dict[str, Any]:
     """The request-body schema of the start endpoint, with `$schema` and `$comment` first."""
-    import yaml
+    from intuned_runs import documents
 
     try:
-        document = yaml.safe_load(spec_text)
-    except yaml.MarkedYAMLError as e:  # one line, addressed, like every other problem
-        mark = e.problem_mark or e.context_mark
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        raise SchemaError(f"{source}{where}: not valid YAML/JSON: {e.problem or e.context}") from e
-    except yaml.YAMLError as e:
-        raise SchemaError(f"{source} is not valid YAML/JSON: {e}".replace("\n", " ")) from e
+        # OpenAPI 3.1 is YAML 1.2 (or JSON): `1.10` stays "1.10", `yes` stays a string, dates stay text.
+        parsed = documents.parse(spec_text, source)
+        document = parsed.value
+    except documents.DocumentError as e:  # one line, addressed, like every other problem
+        where = f":{e.line}:{e.col}" if e.line is not None else ""
+        raise SchemaError(f"{source}{where}: not valid YAML/JSON: {e.message}") from e
     try:
         body = document["paths"][START_PATH]["post"]["requestBody"]
         body = _inline_refs(body, document)
         schema = body["content"]["application/json"]["schema"]
-        version = str(document["info"]["version"])
+        # As written: an unquoted `1.10` is a number to YAML, but the version is its text.
+        version = documents.scalar_text(parsed.node, ("info", "version")) or str(document["info"]["version"])
     except (KeyError, TypeError) as e:
         raise SchemaError(f"{source} has no JSON request body for POST {START_PATH}") from e
     if not isinstance(schema, dict):

@@ -109,7 +109,9 @@ class Watcher:
         return []
 
     def desired(self) -> Desired:
-        return assemble(self.repository.config, self.files.values(), self.environ)
+        return assemble(
+            self.repository.config, [self.repository.loader.config_result, *self.files.values()], self.environ
+        )
 
     # -- one round ---------------------------------------------------------------------------------
 

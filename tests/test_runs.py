@@ -628,7 +628,7 @@ def test_render_reports_warnings_on_stderr_and_still_renders(repo: Repo) -> None
     result = repo.cli("render", "--json")
     assert result.code == 0
     assert result.err_lines == [
-        "runs.d/a.yaml:2:61: warning: runs[0].request.parameters.c: unquoted 'NO' is the string 'NO' in YAML 1.2, "
+        "runs.d/a.yaml:2:61: warning: request.parameters.c: unquoted 'NO' is the string 'NO' in YAML 1.2, "
         "not a boolean: quote it, or write true/false"
     ]
     assert json.loads(result.out)["runs"][0]["request"]["parameters"] == {"c": "NO"}

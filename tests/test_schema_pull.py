@@ -142,7 +142,7 @@ def test_relative_spec_path_is_read_as_if_started_in_the_C_directory(repo: Repo)
     ("text", "message"),
     [
         ("openapi: 3.1.0\npaths: {}\n", "{spec} has no JSON request body for POST " + START),
-        ("a: [\n", "{spec}:2:1: not valid YAML/JSON: expected the node content, but found '<stream end>'"),
+        ("a: [\n", "{spec}:2:1: not valid YAML/JSON: invalid YAML: did not find expected node content"),
         (
             CUSTOM_SPEC.replace("'#/components/schemas/Body'", "'other.yaml#/Body'"),
             "external $ref 'other.yaml#/Body' is not supported",
@@ -184,3 +184,18 @@ def test_missing_config_schema_is_an_error(repo: Repo) -> None:
     assert (result.code, result.out) == (1, "")
     path = (repo.root / "schemas/nope.json").resolve()
     assert result.err == (f"error: cannot read schema {path}: [Errno 2] No such file or directory: '{path}'\n")
+
+
+def test_the_spec_is_read_as_yaml_1_2(repo: Repo) -> None:
+    """OpenAPI 3.1 is YAML 1.2: `1.10` is not 1.1, a date stays text, `yes` stays a string."""
+    spec = (Path(__file__).parent.parent / "schemas" / "openapi" / "run-start.yaml").read_text()
+    spec = spec.replace("version: 0.0.2", "version: 1.10").replace(
+        "example: my-s3-bucket", "example: 2024-01-01\n                          x-flag: yes"
+    )
+    repo.write("spec.yaml", spec)
+    result = repo.cli("schema", "pull", "--spec", str(repo.root / "spec.yaml"))
+    assert (result.code, result.err) == (0, "schemas/run-start.schema.json written.\n")
+    pulled = json.loads((repo.root / "schemas" / "run-start.schema.json").read_text())
+    assert pulled["$comment"].endswith("(info.version 1.10)")
+    bucket = pulled["properties"]["sink"]["oneOf"][1]["properties"]["bucket"]
+    assert (bucket["example"], bucket["x-flag"]) == ("2024-01-01", "yes")

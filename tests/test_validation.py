@@ -287,9 +287,9 @@ def test_every_problem_is_reported_before_exiting(repo: Repo) -> None:
 def test_strict_turns_warnings_into_errors(repo: Repo) -> None:
     repo.write("runs.d/a.yaml", request_file("api: a\nparameters: {country: NO, flag: yes}\nsaveTrce: true"))
     warning_lines = [
-        "runs.d/a.yaml:6:29: warning: runs[0].request.parameters.country: unquoted 'NO' is the string 'NO' in "
+        "runs.d/a.yaml:6:29: warning: request.parameters.country: unquoted 'NO' is the string 'NO' in "
         "YAML 1.2, not a boolean: quote it, or write true/false",
-        "runs.d/a.yaml:6:39: warning: runs[0].request.parameters.flag: unquoted 'yes' is the string 'yes' in "
+        "runs.d/a.yaml:6:39: warning: request.parameters.flag: unquoted 'yes' is the string 'yes' in "
         "YAML 1.2, not a boolean: quote it, or write true/false",
         "runs.d/a.yaml:7:17: warning: request.saveTrce: unknown key 'saveTrce'; did you mean 'saveTrace'?",
     ]

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from intuned_runs.state import (
+from intuned_runs.journal import (
     FailedRecord,
     ForgetRecord,
     IntentRecord,

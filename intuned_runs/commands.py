@@ -350,9 +350,9 @@ def apply(args: argparse.Namespace, out: Output) -> int:
 def _wait(repository, result, args, out: Output, environ, signals):  # type: ignore[no-untyped-def]
     """apply --wait: poll each submitted run until final; record final statuses (no serial bump)."""
     from intuned_runs.api import Client
+    from intuned_runs.journal import StatusRecord
     from intuned_runs.locking import StateLock
     from intuned_runs.results import Tracked, wait_all
-    from intuned_runs.state import StatusRecord
 
     projects = {r.key: r.project for r in result.plan.runs}
     tracked = [Tracked(o.key, projects[o.key], o.run_id) for o in result.outcomes if o.outcome == "submitted"]
@@ -483,10 +483,10 @@ def status(args: argparse.Namespace, out: Output) -> int:
     from intuned_runs import selection
     from intuned_runs.api import Client
     from intuned_runs.errors import Refused
+    from intuned_runs.journal import StatusRecord
     from intuned_runs.locking import StateLock
     from intuned_runs.repository import Repository
     from intuned_runs.results import Tracked, fetch
-    from intuned_runs.state import StatusRecord
 
     repository = Repository(settings_from(args))
     out.redactor = repository.redactor()

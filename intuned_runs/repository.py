@@ -19,7 +19,8 @@ from intuned_runs.config import Config, Settings
 from intuned_runs.errors import ProblemsFound
 from intuned_runs.redaction import Redactor
 from intuned_runs.runs import Desired, Loader, Run, load
-from intuned_runs.state import State, StateStore
+from intuned_runs.state import State
+from intuned_runs.store import StateStore
 from intuned_runs.templating import API_KEY_VARIABLE
 
 if TYPE_CHECKING:

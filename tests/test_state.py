@@ -17,27 +17,22 @@ from pathlib import Path
 import pytest
 
 from intuned_runs.errors import StateError
-from intuned_runs.redaction import Redactor
-from intuned_runs.state import (
-    GITIGNORE,
+from intuned_runs.journal import (
     INTERRUPTED,
-    Entry,
     FailedRecord,
     ForgetRecord,
     IntentRecord,
     MoveRecord,
     Record,
-    State,
-    StateStore,
     StatusRecord,
     SubmittedRecord,
-    Unknown,
     UnknownRecord,
     WorkspaceRecord,
-    bump,
     replay,
-    timestamp,
 )
+from intuned_runs.redaction import Redactor
+from intuned_runs.state import Entry, State, Unknown, bump, timestamp
+from intuned_runs.store import GITIGNORE, StateStore
 
 T0 = "2026-11-28T16:20:00Z"
 T1 = "2026-11-28T16:21:00Z"
@@ -615,7 +610,8 @@ CHILD_SUBMITTER = textwrap.dedent(
     """
     import os, sys, threading
     from pathlib import Path
-    from intuned_runs.state import IntentRecord, StateStore, SubmittedRecord
+    from intuned_runs.journal import IntentRecord, SubmittedRecord
+    from intuned_runs.store import StateStore
 
     store = StateStore(Path(sys.argv[1]))
     journal = store.journal().__enter__()
@@ -703,7 +699,8 @@ CHILD_FOLDER = textwrap.dedent(
     import sys
     from pathlib import Path
     from intuned_runs.locking import StateLock
-    from intuned_runs.state import IntentRecord, StateStore, SubmittedRecord
+    from intuned_runs.journal import IntentRecord, SubmittedRecord
+    from intuned_runs.store import StateStore
 
     path, name, rounds = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     store = StateStore(path)
@@ -721,7 +718,7 @@ CHILD_READER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from intuned_runs.state import StateStore
+    from intuned_runs.store import StateStore
 
     store = StateStore(Path(sys.argv[1]))
     last, loads = (0, 0), 0
@@ -758,7 +755,8 @@ CHILD_DISK_FULL = textwrap.dedent(
     import resource, signal, sys
     from pathlib import Path
     from intuned_runs.errors import StateError
-    from intuned_runs.state import IntentRecord, StateStore
+    from intuned_runs.journal import IntentRecord
+    from intuned_runs.store import StateStore
 
     store = StateStore(Path(sys.argv[1]))
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG

@@ -125,6 +125,24 @@ def _format(parser: argparse.ArgumentParser, choices: Sequence[str], default: st
     parser.add_argument("--format", choices=choices, default=default)
 
 
+def _subcommand(
+    subparsers: argparse._SubParsersAction,  # type: ignore[type-arg]
+    name: str,
+    help_text: str,
+    example: str,
+) -> argparse.ArgumentParser:
+    """A command with its help, an example (SPEC §11) and the global options."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name,
+        help=help_text,
+        description=help_text,
+        epilog=f"Example:\n  {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _globals(parser, suppress=True)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="intuned-runs",
@@ -138,15 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(
-            name,
-            help=help_text,
-            description=help_text,
-            epilog=f"Example:\n  {EXAMPLES[name]}",
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        _globals(p, suppress=True)
-        return p
+        return _subcommand(sub, name, help_text, EXAMPLES[name])
 
     p = command("validate", "load, render and validate every run file")
     p.add_argument("--strict", action="store_true", help="treat warnings as errors")
@@ -196,13 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("schema", "pull the request schema from the OpenAPI spec")
     schema_sub = p.add_subparsers(dest="schema_command", metavar="pull", parser_class=_Parser, required=True)
-    pull = schema_sub.add_parser(
-        "pull",
-        help="extract the request-body schema",
-        epilog=f"Example:\n  {EXAMPLES['schema']}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _globals(pull, suppress=True)
+    pull = _subcommand(schema_sub, "pull", "extract the request-body schema", EXAMPLES["schema"])
     pull.add_argument("--spec", metavar="PATH_OR_URL")
     pull.add_argument("--check", action="store_true", help="exit 1 if the file would change")
 
@@ -210,14 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     state_sub = p.add_subparsers(dest="state_command", metavar="SUBCOMMAND", parser_class=_Parser, required=True)
 
     def state_command(name: str, help_text: str) -> argparse.ArgumentParser:
-        s = state_sub.add_parser(
-            name,
-            help=help_text,
-            description=help_text,
-            epilog=f"Example:\n  {EXAMPLES['state']}",
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        _globals(s, suppress=True)
+        s = _subcommand(state_sub, name, help_text, EXAMPLES["state"])
         s.add_argument("--lock-timeout", type=duration, default="0s", metavar="DUR")
         return s
 

@@ -101,24 +101,15 @@ class Desired:
 def discover(config: Config) -> list[str] | Problem:
     """Run files relative to the repository, in the order of their path parts by code point."""
     root = config.runs_dir
+    message = None
     if not root.is_dir():
-        relative = config.relative(root)
+        message = f"runs_dir {config.relative(root)} does not exist: create it or set runs_dir in the config"
+    elif not root.is_relative_to(config.repository):  # SPEC §4: nothing is read from outside the repository
+        message = f"runs_dir {root} resolves outside the repository {config.repository}"
+    if message is not None:
+        # Addressed to the config's runs_dir key, or to the folder itself when there is no config file.
         return Problem(
-            config.file or "intuned-runs.yaml",
-            None,
-            None,
-            "error",
-            "runs_dir",
-            f"runs_dir {relative} does not exist: create it or set runs_dir in the config",
-        )
-    if not root.is_relative_to(config.repository):  # SPEC §4: nothing is read from outside the repository
-        return Problem(
-            config.file or "intuned-runs.yaml",
-            None,
-            None,
-            "error",
-            "runs_dir",
-            f"runs_dir {root} resolves outside the repository {config.repository}",
+            config.file or config.relative(root), None, None, "error", "runs_dir" if config.file else "", message
         )
     found: list[tuple[tuple[str, ...], str]] = []
     seen: set[str] = set()

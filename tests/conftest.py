@@ -8,11 +8,13 @@ developer may export INTUNED_*), so tests see exactly the environment they set.
 from __future__ import annotations
 
 import io
+import json
 import os
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,6 +45,9 @@ class CliResult:
     @property
     def err_lines(self) -> list[str]:
         return self.err.splitlines()
+
+    def json(self) -> Any:
+        return json.loads(self.out)
 
 
 def run_main(*argv: str) -> CliResult:

@@ -23,11 +23,11 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import CliResult
 
 from intuned_runs.cli import main
 from intuned_runs.emulator import Emulator
@@ -102,22 +102,7 @@ BODY_BACKFILL = {"api": "products/backfill", "parameters": {}}
 BODY_ORDERS = {"api": "orders/sync", "parameters": {"since": "2026-01-01"}, "proxy": SECRETS["PROXY_URL"]}
 
 
-@dataclass(frozen=True)
-class Result:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def out_lines(self) -> list[str]:
-        return self.out.splitlines()
-
-    @property
-    def err_lines(self) -> list[str]:
-        return self.err.splitlines()
-
-    def json(self) -> Any:
-        return json.loads(self.out)
+Result = CliResult  # one result type for every in-process CLI call of the tests
 
 
 def run_cli(*argv: str) -> Result:

@@ -66,7 +66,7 @@ class RunOutcome:
 
 class Journal(Protocol):
     def append(self, record: Record) -> None: ...
-    def append_durable(self, record: Record) -> None: ...
+    def append_durable(self, *records: Record) -> None: ...
 
 
 class Starter(Protocol):
@@ -116,9 +116,34 @@ def submit_all(
     in_flight: dict[int, Submission] = {}
     guard = threading.Lock()
     halted = threading.Event()  # a 401/403: the key or workspace is wrong for every run
+    # Intents are made durable in batches of `concurrency`, one fsync each: at most `concurrency`
+    # intents whose request was never sent (plus those in flight) can show up as false unknowns
+    # after a crash, the 2 × concurrency SPEC §7 allows. submissions[:journaled] have their intent.
+    journaled = 0
+    intents = threading.Lock()
+    settled: set[int] = set()  # every index gets exactly one outcome, recorded once (under `guard`)
 
     def should_stop() -> bool:
         return signals.stop.is_set() or halted.is_set()
+
+    def ensure_intent(index: int) -> None:
+        nonlocal journaled
+        with intents:
+            if index < journaled:
+                return
+            end = min(len(submissions), max(index + 1, journaled + concurrency))
+            at = now()
+            journal.append_durable(
+                *(IntentRecord(s.key, s.fingerprint, s.request, at) for s in submissions[journaled:end])
+            )
+            journaled = end
+
+    def not_sent(index: int, item: Submission, reason: str) -> RunOutcome:
+        """Settle a run that was never sent (caller holds `guard`); its intent, if any, is cancelled."""
+        settled.add(index)
+        if index < journaled:
+            journal.append(FailedRecord(item.key, now()))
+        return RunOutcome(item.key, "skipped", message=reason)
 
     def work() -> None:
         while True:
@@ -128,11 +153,15 @@ def submit_all(
                 return
             item = submissions[index]
             if should_stop():
-                done.put((index, RunOutcome(item.key, "skipped", message=_skip_reason(halted))))
+                with guard:
+                    if index not in settled:
+                        done.put((index, not_sent(index, item, _skip_reason(halted))))
                 continue
+            ensure_intent(index)
             with guard:
+                if index in settled or signals.abandon.is_set():
+                    continue  # the main thread settles what was never sent
                 in_flight[index] = item
-            journal.append_durable(IntentRecord(item.key, item.fingerprint, item.request, now()))
             try:
                 result = client.start(item.project, item.body, should_stop)
                 outcome = RunOutcome(
@@ -141,8 +170,10 @@ def submit_all(
             except Exception as e:
                 outcome = RunOutcome(item.key, "unknown", message=f"unexpected error: {type(e).__name__}")
             with guard:
-                if in_flight.pop(index, None) is None:
+                in_flight.pop(index, None)
+                if index in settled:
                     continue  # abandoned: already recorded as unknown
+                settled.add(index)
                 _record(journal, item, outcome, now())
             if outcome.outcome == "failed" and outcome.http_status in (401, 403):
                 halted.set()
@@ -157,18 +188,26 @@ def submit_all(
     outcomes: dict[int, RunOutcome] = {}
     while len(outcomes) < len(submissions):
         if signals.abandon.is_set():
-            with guard:
-                abandoned = dict(in_flight)
+            with intents, guard:
+                for index, item in enumerate(submissions):
+                    if index in settled:
+                        continue
+                    if index in in_flight:  # sent, no answer yet: the server may have started it
+                        settled.add(index)
+                        journal.append_durable(UnknownRecord(item.key, INTERRUPTED, now()))
+                        outcomes[index] = RunOutcome(item.key, "unknown", message=INTERRUPTED)
+                        on_outcome(outcomes[index])
+                    else:
+                        outcomes[index] = not_sent(index, item, INTERRUPTED)
                 in_flight.clear()
-                for index, item in abandoned.items():
-                    outcome = RunOutcome(item.key, "unknown", message=INTERRUPTED)
-                    journal.append_durable(UnknownRecord(item.key, INTERRUPTED, now()))
+            while True:  # outcomes the workers settled before the abandon
+                try:
+                    index, outcome = done.get_nowait()
+                except queue.Empty:
+                    break
+                if index not in outcomes:
                     outcomes[index] = outcome
                     on_outcome(outcome)
-            # Runs never started are skipped; their workers will find `stop` set.
-            for index, item in enumerate(submissions):
-                if index not in outcomes and index not in abandoned:
-                    outcomes.setdefault(index, RunOutcome(item.key, "skipped", message=INTERRUPTED))
             break
         try:
             index, outcome = done.get(timeout=0.1)

@@ -342,15 +342,21 @@ class Journal:
                 os.close(self._fd)
                 self._fd = -1
 
+    def _line(self, record: Record) -> bytes:
+        # One pass of the redactor over the encoded line (it knows JSON-escaped forms): per record on
+        # the hot path of apply, cheaper than walking every string of the request.
+        return self._store.redact_text(_encode(record_to_json(record)).decode("ascii")).encode("ascii")
+
     def append(self, record: Record) -> None:
         """Write one record (it survives the process being killed, not necessarily a power loss)."""
-        line = _encode(self._store.redact(record_to_json(record)))
+        line = self._line(record)
         with self._cond:
             self._write(line)
 
-    def append_durable(self, record: Record) -> None:
-        """Write one record and return only once it (and every record before it) is on disk."""
-        line = _encode(self._store.redact(record_to_json(record)))
+    def append_durable(self, *records: Record) -> None:
+        """Write records (in one write) and return only once they (and every record before them) are
+        on disk."""
+        line = b"".join(self._line(record) for record in records)
         with self._cond:
             mine = self._write(line)
             if not self._store.fsync:

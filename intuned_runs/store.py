@@ -63,6 +63,9 @@ class StateStore:
     def now(self) -> str:
         return timestamp(self.clock())
 
+    def redact_text(self, text: str) -> str:
+        return text if self._redactor is None or not self._redactor.values else self._redactor(text)
+
     def redact(self, obj: dict[str, Any]) -> dict[str, Any]:
         if self._redactor is None or not self._redactor.values:
             return obj

@@ -793,3 +793,20 @@ def test_a_write_that_fails_midway_leaves_no_partial_line(
     assert text.endswith("\n")
     assert len(text.splitlines()) == 1 + int(appended)
     assert len(StateStore(path).load().entries) == int(appended)
+
+
+def test_append_durable_writes_several_records_with_one_fsync(tmp_path: Path) -> None:
+    """apply makes intents durable in batches (one fsync per batch of `concurrency`)."""
+    from intuned_runs.journal import IntentRecord
+    from intuned_runs.store import StateStore
+
+    store = StateStore(tmp_path / "state.json")
+    with store.journal() as journal:
+        before = journal.fsyncs
+        journal.append_durable(
+            *(IntentRecord(f"p/r{i}", "sha256:x", {"api": "a"}, "2026-01-01T00:00:00Z") for i in range(5))
+        )
+        assert journal.fsyncs == before + 1
+    state = store.load()
+    assert sorted(state.entries) == [f"p/r{i}" for i in range(5)]
+    assert all(e.unknown is not None for e in state.entries.values())  # intents without outcome

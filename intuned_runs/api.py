@@ -384,7 +384,11 @@ def _server_message(response: httpx.Response, redact: Callable[[str], str]) -> s
     except ValueError:
         data = None
     if isinstance(data, dict) and isinstance(data.get("message"), str) and data["message"].strip():
-        return _truncate(redact(data["message"] + _details(data.get("details"))))
+        message = data["message"]
+        details = _details(data.get("details"))
+        if details and details.strip(" ()") in message:
+            details = ""  # the message already says it (the emulator's does)
+        return _truncate(redact(message + details))
     text = " ".join(response.text.split())
     if text and not text.startswith("<"):  # an HTML error page says nothing a reason phrase doesn't
         return _truncate(redact(text))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from intuned_runs.journal import (
@@ -80,6 +80,7 @@ class Signals:
 
     stop: threading.Event
     abandon: threading.Event
+    sending: threading.Event = field(default_factory=threading.Event)  # set once submissions start
 
     @classmethod
     def new(cls) -> Signals:
@@ -179,6 +180,7 @@ def submit_all(
                 halted.set()
             done.put((index, outcome))
 
+    signals.sending.set()
     workers = [
         threading.Thread(target=work, name=f"submit-{n}", daemon=True)
         for n in range(max(1, min(concurrency, len(submissions))))
@@ -307,20 +309,20 @@ def run_apply(
         store = repository.store(redactor)
         store.ensure_gitignore()  # the lock file exists now: keep it (and the journal) out of git
         state = store.fold(upgrade=repository.upgrade)
-        if state.workspace_id is not None and state.workspace_id != workspace:
-            raise Refused(
-                f"the state {config.relative(config.state_path)} belongs to workspace {state.workspace_id}, "
-                f"not {workspace}: use the right --env or state file"
-            )
         plan: Plan = repository.plan(
             state, desired, select=options.select, force=options.force, retry_unknown=options.retry_unknown
         )
-        if options.saved is not None:
+        if options.saved is not None:  # a saved plan names its own staleness first (SPEC §6)
             from intuned_runs.planfile import check_fresh
 
             fingerprints = {r.key: r.fingerprint for r in plan.runs if r.run is not None}
             check_fresh(options.saved, state, fingerprints, workspace, config.relative(config.state_path))
             plan = Plan(tuple(_from_saved(r, options.saved) for r in plan.runs), plan.moves)
+        if state.workspace_id is not None and state.workspace_id != workspace:
+            raise Refused(
+                f"the state {config.relative(config.state_path)} belongs to workspace {state.workspace_id}, "
+                f"not {workspace}: use the right --env or state file"
+            )
         if options.watch_once is not None:
             plan = for_watch(plan, options.watch_once)
         on_plan(plan)
@@ -329,7 +331,7 @@ def run_apply(
         if missing:
             raise Refused(f"secrets not set: {', '.join(missing)} (needed by runs to submit): export them and retry")
         limit = config.max_submit if options.max_submit is None else options.max_submit
-        if not options.interactive and options.saved is None and len(submit) > limit:
+        if not options.interactive and len(submit) > limit:  # saved plans too: CI's plan --out + apply FILE
             raise Refused(
                 f"the plan submits {len(submit)} runs, more than max_submit {limit}: check the state is the "
                 f"right one, then pass --max-submit {len(submit)} (or set max_submit in the config)"

@@ -258,7 +258,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-key", default=None)
     p.add_argument("--complete-after", type=float, default=2.0, metavar="SECONDS")
     p.add_argument("--latency", type=int, default=0, metavar="MS")
-    p.add_argument("--fail", action="append", default=[], metavar="STATUS:RATE")
+    p.add_argument(
+        "--fail",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="STATUS:RATE",
+        help="inject failures, e.g. --fail 429:0.1 503:0.05 (repeatable)",
+    )
     p.add_argument("--result", default=None, metavar="failed:RATE,canceled:RATE")
     p.add_argument("--seed", type=int, default=None, metavar="N")
     return parser

@@ -178,7 +178,7 @@ def plan(args: argparse.Namespace, out: Output) -> int:
 
 
 @contextlib.contextmanager
-def _signals(out: Output) -> Iterator[Signals]:
+def _signals(out: Output, *, interrupt_until_sending: bool = False) -> Iterator[Signals]:
     """SIGINT/SIGTERM: stop new submissions; a second SIGINT abandons in-flight ones (SPEC §7).
     The previous handlers come back afterwards (main() may be called in-process)."""
     import signal
@@ -186,6 +186,10 @@ def _signals(out: Output) -> Iterator[Signals]:
     signals = Signals.new()
 
     def handle(signum: int, frame: object) -> None:
+        if interrupt_until_sending and not signals.sending.is_set():
+            # Nothing sent yet (waiting for the lock, at the prompt): stop right away; run_apply's
+            # finally releases the lock and main() exits 130.
+            raise KeyboardInterrupt
         if signals.stop.is_set() and signum == signal.SIGINT:
             signals.abandon.set()
             out.err("interrupted again: abandoning in-flight requests (recorded as unknown)")
@@ -227,10 +231,8 @@ def apply(args: argparse.Namespace, out: Output) -> int:
 
     saved = None
     if args.planfile:
-        if args.select or args.force or args.retry_unknown or args.max_submit is not None:
-            raise UsageError(
-                "apply PLANFILE takes no planning options (--select, --run, --retry-unknown, --max-submit)"
-            )
+        if args.select or args.force or args.retry_unknown:
+            raise UsageError("apply PLANFILE takes no planning options (--select, --run, --retry-unknown)")
         saved = planfile.load(Path(args.planfile))
         given = settings_from(args).vars
         if (args.env is not None and args.env != saved.env) or (given and list(given) != list(saved.vars)):
@@ -307,7 +309,7 @@ def apply(args: argparse.Namespace, out: Output) -> int:
             read_timeout=args.read_timeout,
             saved=saved,
         )
-        with _signals(out) as signals:
+        with _signals(out, interrupt_until_sending=True) as signals:
             result = run_apply(
                 repository,
                 desired,

@@ -321,7 +321,14 @@ class Config:
         return value
 
     def require_workspace_id(self) -> str:
-        value = self.workspace_id
+        try:
+            value = self.workspace_id
+        except ProblemsFound as e:
+            if any("not a UUID" in p.message for p in e.problems):
+                raise
+            # A template that renders nothing (SPEC §3's own `{{ env.INTUNED_WORKSPACE_ID }}` with the
+            # variable unset) means the same as no workspace_id at all.
+            value = None
         if value is None:
             raise ConfigError("workspace_id is not set: use the config, INTUNED_WORKSPACE_ID or --workspace-id")
         return value

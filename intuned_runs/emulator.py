@@ -556,7 +556,7 @@ def run_from_args(args: argparse.Namespace, stop: threading.Event, announce: Cal
         api_key=args.api_key,
         complete_after=args.complete_after,
         latency_ms=args.latency,
-        fail=[parse_fail(item) for item in args.fail or []],
+        fail=[parse_fail(part) for item in args.fail or [] for part in item.split(",") if part],
         result_rates=parse_result(args.result) if args.result else None,
         seed=args.seed,
     ).start()

@@ -200,7 +200,7 @@ def replay(state: State, records: Iterable[Record], *, source: str = "journal") 
             changed = True
         elif isinstance(record, UnknownRecord):
             intent = intent_of(record, "an unknown outcome")
-            entries[record.key] = _unknown_entry(intent, record.at, record.reason)
+            entries[record.key] = _unknown_entry(intent, record.at, record.reason, entries.get(record.key))
             changed = True
         elif isinstance(record, FailedRecord):
             intent_of(record, "a failure")
@@ -219,7 +219,7 @@ def replay(state: State, records: Iterable[Record], *, source: str = "journal") 
             workspace_id = record.workspace_id
             changed = True
     for intent in pending.values():
-        entries[intent.key] = _unknown_entry(intent, intent.at, INTERRUPTED)
+        entries[intent.key] = _unknown_entry(intent, intent.at, INTERRUPTED, entries.get(intent.key))
         changed = True
     return replace(
         state,
@@ -229,8 +229,14 @@ def replay(state: State, records: Iterable[Record], *, source: str = "journal") 
     )
 
 
-def _unknown_entry(intent: IntentRecord, since: str, reason: str) -> Entry:
-    return Entry(fingerprint=intent.fingerprint, request=intent.request, unknown=Unknown(since, reason))
+def _unknown_entry(intent: IntentRecord, since: str, reason: str, before: Entry | None) -> Entry:
+    """The intent's definition, marked unknown, remembering the last submitted entry it replaces."""
+    previous = before
+    if before is not None and before.unknown is not None:
+        previous = before.unknown.previous  # unknown again: the last known submission stays
+    if previous is not None and (previous.is_tombstone or previous.run_id is None):
+        previous = None
+    return Entry(fingerprint=intent.fingerprint, request=intent.request, unknown=Unknown(since, reason, previous))
 
 
 def read_journal(path: Path, display: str) -> tuple[JournalHeader | None, list[Record]]:

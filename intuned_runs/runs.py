@@ -108,9 +108,8 @@ def discover(config: Config) -> list[str] | Problem:
         message = f"runs_dir {root} resolves outside the repository {config.repository}"
     if message is not None:
         # Addressed to the config's runs_dir key, or to the folder itself when there is no config file.
-        return Problem(
-            config.file or config.relative(root), None, None, "error", "runs_dir" if config.file else "", message
-        )
+        where = config.file or str(config.values.get("runs_dir") or "runs.d")
+        return Problem(where, None, None, "error", "runs_dir" if config.file else "", message)
     found: list[tuple[tuple[str, ...], str]] = []
     seen: set[str] = set()
     for directory, dirnames, filenames in os.walk(root, followlinks=True):

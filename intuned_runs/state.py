@@ -37,6 +37,17 @@ def timestamp(moment: datetime) -> str:
 class Unknown:
     since: str
     reason: str
+    # The entry as it was before the attempt whose outcome is unknown (a re-run or a change of a run
+    # submitted earlier), so `state resolve --not-submitted` can put it back instead of making the run
+    # look new and submitting an already-submitted definition again (SPEC §1). Stored only when there
+    # was one.
+    previous: Entry | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"since": self.since, "reason": self.reason}
+        if self.previous is not None:
+            out["previous"] = self.previous.to_json()
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +74,7 @@ class Entry:
             "submitted_at": self.submitted_at,
             "status": self.status,
             "status_at": self.status_at,
-            "unknown": None if self.unknown is None else {"since": self.unknown.since, "reason": self.unknown.reason},
+            "unknown": None if self.unknown is None else self.unknown.to_json(),
             "removed_at": self.removed_at,
         }
 
@@ -99,7 +110,14 @@ class State:
         self, fn: Callable[[str, dict[str, Any]], str], fingerprint_version: int, schema_version: str | None
     ) -> State:
         """Recompute every fingerprint (tombstones too) from the stored redacted request (SPEC §6)."""
-        entries = {key: replace(entry, fingerprint=fn(key, entry.request)) for key, entry in self.entries.items()}
+
+        def again(key: str, entry: Entry) -> Entry:
+            unknown = entry.unknown
+            if unknown is not None and unknown.previous is not None:
+                unknown = replace(unknown, previous=again(key, unknown.previous))
+            return replace(entry, fingerprint=fn(key, entry.request), unknown=unknown)
+
+        entries = {key: again(key, entry) for key, entry in self.entries.items()}
         return replace(self, entries=entries, fingerprint_version=fingerprint_version, schema_version=schema_version)
 
     def to_json(self) -> dict[str, Any]:

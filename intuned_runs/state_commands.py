@@ -139,7 +139,8 @@ def resolve(args: argparse.Namespace, out: Output) -> int:
         raise UsageError("--run-id goes with --submitted")
 
     def change(state: State) -> State | None:
-        unknown = {k: e for k, e in state.entries.items() if e.unknown is not None and not e.is_tombstone}
+        # Tombstones too: a removed and re-added run is still blocked by its unknown outcome (SPEC §6).
+        unknown = {k: e for k, e in state.entries.items() if e.unknown is not None}
         check_all_match(selectors, ((k, None) for k in unknown), "selector (of runs with an unknown outcome)")
         keys = sorted(k for k in unknown if any_match(selectors, k, None))
         if args.run_id and len(keys) > 1:
@@ -156,8 +157,10 @@ def resolve(args: argparse.Namespace, out: Output) -> int:
                 entries[key] = replace(
                     entry, unknown=None, run_id=args.run_id or entry.run_id, submitted_at=entry.unknown.since
                 )
+            elif entry.unknown is not None and entry.unknown.previous is not None:
+                entries[key] = entry.unknown.previous  # never started: back to the last submission
             else:
-                del entries[key]  # never started: the next plan offers it as new
+                del entries[key]  # never started, never submitted before: the next plan offers it as new
         out.out(f"Resolved {len(keys)} runs as {verdict}.")
         return replace(state, entries=entries)
 

@@ -188,7 +188,12 @@ class StateStore:
                 and type(unknown_raw.get("reason")) is str
             ):
                 raise self._fail(f"has a malformed 'unknown' in entry {key!r}")
-            unknown = Unknown(unknown_raw["since"], unknown_raw["reason"])
+            previous = unknown_raw.get("previous")
+            unknown = Unknown(
+                unknown_raw["since"],
+                unknown_raw["reason"],
+                None if previous is None else self._entry(key, previous),
+            )
         return Entry(fingerprint, request, run_id, submitted_at, status, status_at, unknown, removed_at)
 
     # -- writing (the caller holds the lock)

@@ -721,3 +721,33 @@ def test_wait_gives_up_after_its_timeout_and_keeps_the_run_id(user_repo: UserRep
     assert entry["run_id"].startswith("ru_")
     assert entry["status"] == "pending"
     assert result.out_lines[-1] == summary(submitted=1)
+
+
+def test_an_unknown_rerun_resolved_as_not_submitted_restores_the_earlier_submission(one_run: UserRepo) -> None:
+    """SPEC §1: resolving must never make an already-submitted definition look new."""
+    with Emulator(complete_after=0, script=[201, 500]) as emu:
+        assert one_run.cli("apply", "--yes", *remote(emu)).code == 0
+        first = one_run.state()["entries"]["shop/daily-us"]
+        assert one_run.cli("apply", "--yes", "--run", "daily-us", *remote(emu)).code == 1  # the re-run: 500
+        unknown = one_run.state()["entries"]["shop/daily-us"]
+        assert unknown["unknown"]["previous"]["run_id"] == first["run_id"]
+        resolved = one_run.cli("state", "resolve", "shop/daily-us", "--not-submitted", "--yes")
+        assert resolved.code == 0
+        assert one_run.state()["entries"]["shop/daily-us"] == first
+        assert one_run.cli("plan").out_lines == ["No changes. 1 runs up to date."]
+        assert one_run.cli("apply", "--yes", *remote(emu)).code == 0
+        assert len(emu.received) == 2  # the definition was not sent a third time
+
+
+def test_a_removed_and_readded_unknown_run_can_be_resolved(one_run: UserRepo) -> None:
+    text = (one_run.root / "runs.d" / "shop.yaml").read_text()
+    with Emulator(complete_after=0, script=[500]) as emu:
+        assert one_run.cli("apply", "--yes", *remote(emu)).code == 1
+        (one_run.root / "runs.d" / "shop.yaml").write_text("")
+        assert one_run.cli("apply", "--yes", *remote(emu)).code == 0  # forgets it (a tombstone)
+        (one_run.root / "runs.d" / "shop.yaml").write_text(text)
+        assert one_run.cli("plan").out_lines[0] == "? shop/daily-us  unknown  runs.d/shop.yaml:2"
+        resolved = one_run.cli("state", "resolve", "shop/daily-us", "--submitted", "--yes")
+        assert resolved.code == 0
+        assert one_run.cli("plan").out_lines == ["No changes. 1 runs up to date."]
+        assert len(emu.received) == 1

@@ -406,8 +406,8 @@ def test_a_saved_plan_made_before_the_first_apply_can_be_applied(user_repo: User
 
 @pytest.mark.parametrize(
     "option",
-    [["--select", "daily-us"], ["--run", "daily-us"], ["--retry-unknown"], ["--max-submit", "5"]],
-    ids=["select", "run", "retry-unknown", "max-submit"],
+    [["--select", "daily-us"], ["--run", "daily-us"], ["--retry-unknown"]],
+    ids=["select", "run", "retry-unknown"],
 )
 def test_apply_of_a_saved_plan_takes_no_planning_options(
     user_repo: UserRepo, emulator: Emulator, option: list[str]
@@ -416,10 +416,21 @@ def test_apply_of_a_saved_plan_takes_no_planning_options(
     plan_file = _save(user_repo, emulator)
     result = user_repo.cli("apply", str(plan_file), *option, *remote(emulator))
     assert result.code == 1
-    assert result.err_lines == [
-        "error: apply PLANFILE takes no planning options (--select, --run, --retry-unknown, --max-submit)"
-    ]
+    assert result.err_lines == ["error: apply PLANFILE takes no planning options (--select, --run, --retry-unknown)"]
     assert emulator.received == []
+
+
+def test_max_submit_guards_a_saved_plan_too(user_repo: UserRepo, emulator: Emulator) -> None:
+    """SPEC §7: without a TTY, a plan submitting more than max_submit runs is refused, saved or not, so
+    CI's `plan --out` + `apply FILE` cannot resubmit a whole repository after a lost state."""
+    user_repo.standard()
+    plan_file = _save(user_repo, emulator)
+    refused = user_repo.cli("apply", str(plan_file), "--max-submit", "1", *remote(emulator))
+    assert refused.code == 1
+    assert refused.err_lines[-1].startswith("error: the plan submits ")
+    assert emulator.received == []
+    allowed = user_repo.cli("apply", str(plan_file), "--max-submit", "100", *remote(emulator))
+    assert allowed.code == 0
 
 
 def test_apply_of_a_file_that_is_not_a_plan(user_repo: UserRepo, emulator: Emulator) -> None:

@@ -122,8 +122,8 @@ def test_runs_dir_linked_outside_the_repository(repo: Repo, tmp_path: Path) -> N
     result = repo.cli("render")
     assert (result.code, result.out) == (1, "")
     assert result.err_lines == [
-        f"intuned-runs.yaml: error: runs_dir: runs_dir {tmp_path / 'elsewhere'} resolves outside the repository "
-        f"{repo.root}"
+        # no config file: addressed to the folder itself (SPEC §5: a problem of a whole file)
+        f"runs.d: error: runs_dir {tmp_path / 'elsewhere'} resolves outside the repository {repo.root}"
     ]
 
 

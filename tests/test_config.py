@@ -66,9 +66,10 @@ def test_discovery_stops_at_the_directory_holding_git(tmp_path: Path) -> None:
     inner.write("runs.d/a.yaml", VARS_RUN.replace("{{ vars.region }}", "none").replace("{{ vars.limit }}", "0"))
     (inner.root / "sub").mkdir()
     result = run_main("-C", str(inner.root / "sub"), "validate")
-    # No config below .git: the repository is the current directory, whose runs.d does not exist.
+    # No config below .git: the repository is the current directory, whose runs.d does not exist
+    # (addressed to the folder: there is no config file to point at).
     assert result.out_lines == [
-        "intuned-runs.yaml: error: runs_dir: runs_dir runs.d does not exist: create it or set runs_dir in the config"
+        "runs.d: error: runs_dir runs.d does not exist: create it or set runs_dir in the config"
     ]
     assert result.code == 1
     result = inner.cli("validate")

@@ -265,13 +265,14 @@ OLD_A = submitted("sha256:old", "ru_old")
         ),
         pytest.param(
             [INTENT_A, UnknownRecord("shop/a", "read timeout", T2)],
-            Entry("sha256:new", {"api": "new"}, unknown=Unknown(T2, "read timeout")),
+            # remembers the submission it may have replaced, for `state resolve --not-submitted`
+            Entry("sha256:new", {"api": "new"}, unknown=Unknown(T2, "read timeout", OLD_A)),
             5,
             id="intent+unknown",
         ),
         pytest.param(
             [INTENT_A],
-            Entry("sha256:new", {"api": "new"}, unknown=Unknown(T1, INTERRUPTED)),
+            Entry("sha256:new", {"api": "new"}, unknown=Unknown(T1, INTERRUPTED, OLD_A)),
             5,
             id="intent-alone-is-interrupted",
         ),

@@ -27,10 +27,10 @@ from intuned_runs.journal import (
 )
 
 if TYPE_CHECKING:
+    from intuned_runs.desired import Desired
     from intuned_runs.plan import Plan, PlannedRun
     from intuned_runs.planfile import SavedPlan
     from intuned_runs.repository import Repository
-    from intuned_runs.runs import Desired
     from intuned_runs.state import State
 
 OutcomeKind = Literal["submitted", "failed", "unknown", "skipped"]

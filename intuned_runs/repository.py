@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from intuned_runs import schema as schema_module
 from intuned_runs.config import Config, Settings
+from intuned_runs.desired import Desired, load
 from intuned_runs.errors import ProblemsFound
 from intuned_runs.redaction import Redactor
-from intuned_runs.runs import Desired, Loader, Run, load
+from intuned_runs.runs import Loader, Run
 from intuned_runs.state import State
 from intuned_runs.store import StateStore
 from intuned_runs.templating import API_KEY_VARIABLE

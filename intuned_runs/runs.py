@@ -7,25 +7,20 @@ Results are kept per file so the watcher re-reads only the files that changed.
 from __future__ import annotations
 
 import itertools
-import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
 
 from intuned_runs import documents
 from intuned_runs.config import Config, deep_merge
-from intuned_runs.errors import ProblemsFound
 from intuned_runs.fingerprint import fingerprint
 from intuned_runs.problems import Problem, json_path
-from intuned_runs.redaction import MIN_LENGTH
 from intuned_runs.suggest import did_you_mean
-from intuned_runs.templating import API_KEY_READ, API_KEY_VARIABLE, Renderer, TemplateError
-from intuned_runs.validation import RequestChecker
+from intuned_runs.templating import Renderer, TemplateError
+from intuned_runs.validation import RequestChecker, literal_credentials
 
 FILE_KEYS = ("defaults", "moved", "runs")
 RUN_KEYS = ("name", "project", "request", "labels", "trigger", "matrix")
@@ -33,9 +28,7 @@ TRIGGERS = ("on-change", "always", "manual")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # used with fullmatch: no trailing newline
 MAX_COMBINATIONS = 10_000
 _RUN_PREFIX = re.compile(r"^runs\[\d+\]\.")
-_SECRET_REF = re.compile(r"""\bsecret\(\s*(['"])([^'"\\]+)\1\s*\)""")
-# Headers that carry no credential: no literal-credential warning for them.
-_PLAIN_HEADERS = {"content-type", "accept", "user-agent", "content-encoding", "accept-encoding", "x-source"}
+SECRET_REF = re.compile(r"""\bsecret\(\s*(['"])([^'"\\]+)\1\s*\)""")
 
 Path_ = tuple[str | int, ...]
 
@@ -84,48 +77,6 @@ class FileResult:
     text: str = ""  # kept to address rare whole-repository problems
 
 
-@dataclass(frozen=True)
-class Desired:
-    """Every run of the repository, in file order, and every problem found."""
-
-    runs: tuple[Run, ...]
-    moves: tuple[Move, ...]
-    problems: tuple[Problem, ...]
-    secret_names: frozenset[str]
-
-    @property
-    def ok(self) -> bool:
-        return not any(p.severity == "error" for p in self.problems)
-
-
-def discover(config: Config) -> list[str] | Problem:
-    """Run files relative to the repository, in the order of their path parts by code point."""
-    root = config.runs_dir
-    message = None
-    if not root.is_dir():
-        message = f"runs_dir {config.relative(root)} does not exist: create it or set runs_dir in the config"
-    elif not root.is_relative_to(config.repository):  # SPEC §4: nothing is read from outside the repository
-        message = f"runs_dir {root} resolves outside the repository {config.repository}"
-    if message is not None:
-        # Addressed to the config's runs_dir key, or to the folder itself when there is no config file.
-        where = config.file or str(config.values.get("runs_dir") or "runs.d")
-        return Problem(where, None, None, "error", "runs_dir" if config.file else "", message)
-    found: list[tuple[tuple[str, ...], str]] = []
-    seen: set[str] = set()
-    for directory, dirnames, filenames in os.walk(root, followlinks=True):
-        real = os.path.realpath(directory)
-        if real in seen:  # a link cycle
-            dirnames.clear()
-            continue
-        seen.add(real)
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for name in filenames:
-            if not name.startswith(".") and name.endswith((".yaml", ".yml")):
-                path = Path(directory, name).relative_to(config.repository)
-                found.append((path.parts, path.as_posix()))
-    return [relative for _, relative in sorted(found)]
-
-
 class Loader:
     """Turns run files into Runs with one renderer and one schema checker for the whole repository."""
 
@@ -154,7 +105,7 @@ class Loader:
             result.problems.append(Problem(relative, e.line, e.col, "error", "", e.message))
             return result
         result.text = text
-        result.secret_refs = frozenset(m[2] for m in _SECRET_REF.finditer(text))
+        result.secret_refs = frozenset(m[2] for m in SECRET_REF.finditer(text))
         # Load-time warnings are addressed from the file's top; runs are addressed from the run.
         result.problems += [replace(w, path=_RUN_PREFIX.sub("", w.path)) for w in document.warnings]
         self.renderer.env_reads = set()
@@ -442,149 +393,3 @@ def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:
                 child: yaml.Node = value_node
                 return child
     return None
-
-
-def literal_credentials(raw: Any) -> list[tuple[Path_, str]]:
-    """Literal credentials in a run's request (SPEC §4): they belong in secret()."""
-    if not isinstance(raw, dict):
-        return []
-    suspects: list[tuple[Path_, Any]] = []
-    sink = raw.get("sink")
-    if isinstance(sink, dict):
-        for key in ("secretAccessKey", "accessKeyId"):
-            if key in sink:
-                suspects.append((("request", "sink", key), sink[key]))
-        headers = sink.get("headers")
-        if isinstance(headers, dict):
-            suspects += [
-                (("request", "sink", "headers", k), v)
-                for k, v in headers.items()
-                if str(k).lower() not in _PLAIN_HEADERS
-            ]
-    auth = raw.get("authSession")
-    if isinstance(auth, dict) and isinstance(auth.get("runtimeInput"), dict):
-        suspects += [(("request", "authSession", "runtimeInput", k), v) for k, v in auth["runtimeInput"].items()]
-    found = [
-        (path, "looks like a literal credential: use {{ secret('NAME') }} and set NAME in the environment")
-        for path, value in suspects
-        if isinstance(value, str) and value and "secret(" not in value
-    ]
-    for path, proxy in (
-        (("request", "proxy"), raw.get("proxy")),
-        (("request", "authSession", "proxy"), auth.get("proxy") if isinstance(auth, dict) else None),
-    ):
-        if isinstance(proxy, str) and "secret(" not in proxy and "{{" not in proxy:
-            try:
-                password = urlsplit(proxy).password
-            except ValueError:
-                password = None
-            if password:
-                found.append((path, "proxy URL holds a literal password: use {{ secret('NAME') }} for the URL"))
-    return found
-
-
-def assemble(config: Config, results: Iterable[FileResult], environ: Mapping[str, str]) -> Desired:
-    """Join per-file results: unique keys across the repository, env/secret conflicts, short secrets."""
-    results = list(results)
-    problems: list[Problem] = []
-    runs: list[Run] = []
-    moves: list[Move] = []
-    first: dict[str, Run] = {}
-    for result in results:
-        problems += result.problems
-        moves += result.moves
-        for run in result.runs:
-            other = first.get(run.key)
-            if other is not None:
-                problems.append(
-                    Problem(
-                        run.source.file,
-                        run.source.line,
-                        1,
-                        "error",
-                        "name",
-                        f"duplicate run key {run.key}: also defined at {other.source.file}:{other.source.line}",
-                    )
-                )
-                continue
-            first[run.key] = run
-            runs.append(run)
-    secret_names = frozenset(name for run in runs for name in run.secrets).union(
-        *(result.secret_refs for result in results)
-    )
-    for result in results:
-        for name in sorted(result.env_reads & (secret_names | {API_KEY_VARIABLE})):
-            if name == API_KEY_VARIABLE:
-                message = API_KEY_READ
-                if any(p.message == message for p in result.problems):
-                    continue  # already reported where the template was rendered
-            else:
-                message = (
-                    f"env.{name} reads a variable that is used through secret(): "
-                    f"use {{{{ secret('{name}') }}}} inside request instead"
-                )
-            line, col = _find_env_read(result.text, name)
-            problems.append(Problem(result.file, line, col, "error", "", message))
-    for name in sorted(secret_names):
-        value = environ.get(name, "")
-        if value and len(value) < MIN_LENGTH:
-            user = next((r for r in runs if name in r.secrets), None)
-            if user is not None:
-                where: tuple[str, int | None, int | None, str] = (user.source.file, user.source.line, 1, "request")
-            else:  # used only by runs that failed: point at the text
-                result = next(r for r in results if name in r.secret_refs)
-                where = (result.file, *_find_secret_ref(result.text, name), "")
-            problems.append(
-                Problem(
-                    *where[:3],
-                    "warning",
-                    where[3],
-                    f"secret {name} is shorter than {MIN_LENGTH} characters, so output redaction cannot mask it",
-                )
-            )
-    return Desired(tuple(runs), tuple(moves), tuple(problems), secret_names)
-
-
-def _find_secret_ref(text: str, name: str) -> tuple[int | None, int | None]:
-    for number, line in enumerate(text.splitlines(), 1):
-        for match in _SECRET_REF.finditer(line):
-            if match[2] == name:
-                return number, match.start() + 1
-    return None, None
-
-
-def _find_env_read(text: str, name: str) -> tuple[int | None, int | None]:
-    pattern = re.compile(r"env\s*(?:\.\s*" + re.escape(name) + r"\b|\[\s*['\"]" + re.escape(name) + r"['\"]\s*\])")
-    for number, line in enumerate(text.splitlines(), 1):
-        match = pattern.search(line)
-        if match:
-            return number, match.start() + 1
-    return None, None
-
-
-def _referenced_secrets(config: Config) -> frozenset[str]:
-    """Names written as secret('NAME') in the run files, read without rendering anything."""
-    try:
-        files = discover(config)
-    except ProblemsFound:
-        return frozenset()
-    names: set[str] = set()
-    for relative in files if isinstance(files, list) else ():
-        try:
-            names.update(m[2] for m in _SECRET_REF.finditer(documents.read_text(config.repository, relative)))
-        except documents.DocumentError:
-            continue
-    return frozenset(names)
-
-
-def load(config: Config, checker: RequestChecker, environ: Mapping[str, str]) -> Desired:
-    try:
-        files = discover(config)
-        if isinstance(files, Problem):
-            return Desired((), (), (files,), _referenced_secrets(config))
-        loader = Loader(config, checker)  # renders the config's vars and default_project
-    except ProblemsFound as e:
-        # A config template that fails (`{{ {}[env.TOKEN] }}`) may quote a secret's value: report it
-        # like any problem, with the secret names known so the redactor masks them (SPEC §4).
-        return Desired((), (), tuple(e.problems), _referenced_secrets(config))
-    return assemble(config, [loader.config_result, *(loader.load_file(f) for f in files)], environ)

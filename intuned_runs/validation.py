@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastjsonschema import JsonSchemaException
 from fastjsonschema import compile as compile_fast
@@ -320,3 +321,46 @@ class RequestChecker:
                 yield Finding(path, path, "warning", f"unknown key '{key}'{did_you_mean(str(key), properties)}")
             elif isinstance(sub, dict):
                 yield from self._unknown_keys(sub, value, (*at, key))
+
+
+# Headers that carry no credential: no literal-credential warning for them.
+_PLAIN_HEADERS = {"content-type", "accept", "user-agent", "content-encoding", "accept-encoding", "x-source"}
+
+
+def literal_credentials(raw: Any) -> list[tuple[Path, str]]:
+    """Literal credentials in a run's request (SPEC §4): they belong in secret()."""
+    if not isinstance(raw, dict):
+        return []
+    suspects: list[tuple[Path, Any]] = []
+    sink = raw.get("sink")
+    if isinstance(sink, dict):
+        for key in ("secretAccessKey", "accessKeyId"):
+            if key in sink:
+                suspects.append((("request", "sink", key), sink[key]))
+        headers = sink.get("headers")
+        if isinstance(headers, dict):
+            suspects += [
+                (("request", "sink", "headers", k), v)
+                for k, v in headers.items()
+                if str(k).lower() not in _PLAIN_HEADERS
+            ]
+    auth = raw.get("authSession")
+    if isinstance(auth, dict) and isinstance(auth.get("runtimeInput"), dict):
+        suspects += [(("request", "authSession", "runtimeInput", k), v) for k, v in auth["runtimeInput"].items()]
+    found = [
+        (path, "looks like a literal credential: use {{ secret('NAME') }} and set NAME in the environment")
+        for path, value in suspects
+        if isinstance(value, str) and value and "secret(" not in value
+    ]
+    for path, proxy in (
+        (("request", "proxy"), raw.get("proxy")),
+        (("request", "authSession", "proxy"), auth.get("proxy") if isinstance(auth, dict) else None),
+    ):
+        if isinstance(proxy, str) and "secret(" not in proxy and "{{" not in proxy:
+            try:
+                password = urlsplit(proxy).password
+            except ValueError:
+                password = None
+            if password:
+                found.append((path, "proxy URL holds a literal password: use {{ secret('NAME') }} for the URL"))
+    return found

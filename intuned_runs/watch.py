@@ -19,11 +19,12 @@ from typing import Any
 from intuned_runs import selection
 from intuned_runs.apply import ApplyOptions, RunOutcome, Signals, run_apply
 from intuned_runs.config import Config, Settings
+from intuned_runs.desired import Desired, assemble, discover
 from intuned_runs.errors import IntunedRunsError, ProblemsFound
 from intuned_runs.plan import Plan, for_watch
 from intuned_runs.problems import Problem
 from intuned_runs.repository import Repository
-from intuned_runs.runs import Desired, FileResult, assemble, discover
+from intuned_runs.runs import FileResult
 
 _IGNORED_PARTS = {".git", "__pycache__", "node_modules"}
 

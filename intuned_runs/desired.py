@@ -1,0 +1,172 @@
+"""The desired runs of a repository (SPEC §2, §4): which run files there are, and what they add up to.
+
+`load` discovers the run files, has a `runs.Loader` read each one, and `assemble`s the results: run
+keys unique across the repository, env/secret conflicts, short secrets. The watcher keeps per-file
+results and calls `assemble` again after an edit.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from intuned_runs import documents
+from intuned_runs.config import Config
+from intuned_runs.errors import ProblemsFound
+from intuned_runs.problems import Problem
+from intuned_runs.redaction import MIN_LENGTH
+from intuned_runs.runs import SECRET_REF, FileResult, Loader, Move, Run
+from intuned_runs.templating import API_KEY_READ, API_KEY_VARIABLE
+from intuned_runs.validation import RequestChecker
+
+
+@dataclass(frozen=True)
+class Desired:
+    """Every run of the repository, in file order, and every problem found."""
+
+    runs: tuple[Run, ...]
+    moves: tuple[Move, ...]
+    problems: tuple[Problem, ...]
+    secret_names: frozenset[str]
+
+    @property
+    def ok(self) -> bool:
+        return not any(p.severity == "error" for p in self.problems)
+
+
+def discover(config: Config) -> list[str] | Problem:
+    """Run files relative to the repository, in the order of their path parts by code point."""
+    root = config.runs_dir
+    message = None
+    if not root.is_dir():
+        message = f"runs_dir {config.relative(root)} does not exist: create it or set runs_dir in the config"
+    elif not root.is_relative_to(config.repository):  # SPEC §4: nothing is read from outside the repository
+        message = f"runs_dir {root} resolves outside the repository {config.repository}"
+    if message is not None:
+        # Addressed to the config's runs_dir key, or to the folder itself when there is no config file.
+        where = config.file or str(config.values.get("runs_dir") or "runs.d")
+        return Problem(where, None, None, "error", "runs_dir" if config.file else "", message)
+    found: list[tuple[tuple[str, ...], str]] = []
+    seen: set[str] = set()
+    for directory, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(directory)
+        if real in seen:  # a link cycle
+            dirnames.clear()
+            continue
+        seen.add(real)
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            if not name.startswith(".") and name.endswith((".yaml", ".yml")):
+                path = Path(directory, name).relative_to(config.repository)
+                found.append((path.parts, path.as_posix()))
+    return [relative for _, relative in sorted(found)]
+
+
+def assemble(config: Config, results: Iterable[FileResult], environ: Mapping[str, str]) -> Desired:
+    """Join per-file results: unique keys across the repository, env/secret conflicts, short secrets."""
+    results = list(results)
+    problems: list[Problem] = []
+    runs: list[Run] = []
+    moves: list[Move] = []
+    first: dict[str, Run] = {}
+    for result in results:
+        problems += result.problems
+        moves += result.moves
+        for run in result.runs:
+            other = first.get(run.key)
+            if other is not None:
+                problems.append(
+                    Problem(
+                        run.source.file,
+                        run.source.line,
+                        1,
+                        "error",
+                        "name",
+                        f"duplicate run key {run.key}: also defined at {other.source.file}:{other.source.line}",
+                    )
+                )
+                continue
+            first[run.key] = run
+            runs.append(run)
+    secret_names = frozenset(name for run in runs for name in run.secrets).union(
+        *(result.secret_refs for result in results)
+    )
+    for result in results:
+        for name in sorted(result.env_reads & (secret_names | {API_KEY_VARIABLE})):
+            if name == API_KEY_VARIABLE:
+                message = API_KEY_READ
+                if any(p.message == message for p in result.problems):
+                    continue  # already reported where the template was rendered
+            else:
+                message = (
+                    f"env.{name} reads a variable that is used through secret(): "
+                    f"use {{{{ secret('{name}') }}}} inside request instead"
+                )
+            line, col = _find_env_read(result.text, name)
+            problems.append(Problem(result.file, line, col, "error", "", message))
+    for name in sorted(secret_names):
+        value = environ.get(name, "")
+        if value and len(value) < MIN_LENGTH:
+            user = next((r for r in runs if name in r.secrets), None)
+            if user is not None:
+                where: tuple[str, int | None, int | None, str] = (user.source.file, user.source.line, 1, "request")
+            else:  # used only by runs that failed: point at the text
+                result = next(r for r in results if name in r.secret_refs)
+                where = (result.file, *_find_secret_ref(result.text, name), "")
+            problems.append(
+                Problem(
+                    *where[:3],
+                    "warning",
+                    where[3],
+                    f"secret {name} is shorter than {MIN_LENGTH} characters, so output redaction cannot mask it",
+                )
+            )
+    return Desired(tuple(runs), tuple(moves), tuple(problems), secret_names)
+
+
+def _find_secret_ref(text: str, name: str) -> tuple[int | None, int | None]:
+    for number, line in enumerate(text.splitlines(), 1):
+        for match in SECRET_REF.finditer(line):
+            if match[2] == name:
+                return number, match.start() + 1
+    return None, None
+
+
+def _find_env_read(text: str, name: str) -> tuple[int | None, int | None]:
+    pattern = re.compile(r"env\s*(?:\.\s*" + re.escape(name) + r"\b|\[\s*['\"]" + re.escape(name) + r"['\"]\s*\])")
+    for number, line in enumerate(text.splitlines(), 1):
+        match = pattern.search(line)
+        if match:
+            return number, match.start() + 1
+    return None, None
+
+
+def _referenced_secrets(config: Config) -> frozenset[str]:
+    """Names written as secret('NAME') in the run files, read without rendering anything."""
+    try:
+        files = discover(config)
+    except ProblemsFound:
+        return frozenset()
+    names: set[str] = set()
+    for relative in files if isinstance(files, list) else ():
+        try:
+            names.update(m[2] for m in SECRET_REF.finditer(documents.read_text(config.repository, relative)))
+        except documents.DocumentError:
+            continue
+    return frozenset(names)
+
+
+def load(config: Config, checker: RequestChecker, environ: Mapping[str, str]) -> Desired:
+    try:
+        files = discover(config)
+        if isinstance(files, Problem):
+            return Desired((), (), (files,), _referenced_secrets(config))
+        loader = Loader(config, checker)  # renders the config's vars and default_project
+    except ProblemsFound as e:
+        # A config template that fails (`{{ {}[env.TOKEN] }}`) may quote a secret's value: report it
+        # like any problem, with the secret names known so the redactor masks them (SPEC §4).
+        return Desired((), (), tuple(e.problems), _referenced_secrets(config))
+    return assemble(config, [loader.config_result, *(loader.load_file(f) for f in files)], environ)

@@ -297,9 +297,10 @@ def main(argv: Sequence[str] | None = None, output: Output | None = None) -> int
         if not args.command:
             build_parser().print_help(out.stdout)
             return EXIT_ERROR
-        from intuned_runs import commands
+        from intuned_runs import commands, run_commands
 
-        handler: Callable[[argparse.Namespace, Output], int] = getattr(commands, args.command)
+        module = run_commands if args.command in ("apply", "watch", "status") else commands
+        handler: Callable[[argparse.Namespace, Output], int] = getattr(module, args.command)
         return handler(args, out)
     except ProblemsFound as e:
         from intuned_runs.report import problems_text, resolve_format

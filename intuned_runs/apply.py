@@ -396,8 +396,7 @@ def _from_saved(run: PlannedRun, saved: SavedPlan) -> PlannedRun:
     from intuned_runs.plan import FORGET, SUBMIT, UNCHANGED
 
     if run.key in saved.submit:
-        reason = next((r["reason"] for r in saved.raw["runs"] if r["key"] == run.key), run.reason)
-        return replace(run, action=SUBMIT, reason=reason)
+        return replace(run, action=SUBMIT, reason=saved.reasons.get(run.key, run.reason))
     if run.key in saved.forget:
         return replace(run, action=FORGET, reason="removed")
     if run.action in (SUBMIT, FORGET):

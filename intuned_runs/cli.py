@@ -305,8 +305,7 @@ def main(argv: Sequence[str] | None = None, output: Output | None = None) -> int
     except ProblemsFound as e:
         from intuned_runs.report import problems_text, resolve_format
 
-        fmt = "github" if resolve_format("auto") == "github" else "text"
-        for line in problems_text(e.problems, fmt):
+        for line in problems_text(e.problems, resolve_format("auto")):
             out.err(line)
         return EXIT_ERROR
     except Interrupted as e:

@@ -37,8 +37,7 @@ def _validated(args: argparse.Namespace, out: Output):  # type: ignore[no-untype
     repository = _repository(args, out)
     desired = repository.desired
     problems = strictly(desired.problems, getattr(args, "strict", False))
-    fmt = resolve_format("auto")
-    report_problems(out, problems, "github" if fmt == "github" else "text", to_stdout=False)
+    report_problems(out, problems, resolve_format("auto"), to_stdout=False)
     if errors_in(problems):
         return repository, None
     return repository, desired

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,12 +159,18 @@ def _referenced_secrets(config: Config) -> frozenset[str]:
     return frozenset(names)
 
 
-def load(config: Config, checker: RequestChecker, environ: Mapping[str, str]) -> Desired:
+def load(
+    config: Config,
+    checker: RequestChecker,
+    environ: Mapping[str, str],
+    make_loader: Callable[[], Loader] | None = None,
+) -> Desired:
     try:
         files = discover(config)
         if isinstance(files, Problem):
             return Desired((), (), (files,), _referenced_secrets(config))
-        loader = Loader(config, checker)  # renders the config's vars and default_project
+        # Making the loader renders the config's vars and default_project.
+        loader = make_loader() if make_loader is not None else Loader(config, checker)
     except ProblemsFound as e:
         # A config template that fails (`{{ {}[env.TOKEN] }}`) may quote a secret's value: report it
         # like any problem, with the secret names known so the redactor masks them (SPEC §4).

@@ -12,7 +12,6 @@ import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from intuned_runs import __version__
 from intuned_runs.errors import StalePlan, UsageError
@@ -34,7 +33,7 @@ class SavedPlan:
     serial: int
     submit: dict[str, str]  # key -> fingerprint
     forget: dict[str, str]  # key -> fingerprint
-    raw: dict[str, Any]
+    reasons: dict[str, str]  # key -> the reason the plan gave
 
 
 def save(
@@ -88,7 +87,7 @@ def load(path: Path) -> SavedPlan:
             serial=raw["serial"],
             submit={r["key"]: r["fingerprint"] for r in runs if r["action"] == SUBMIT},
             forget={r["key"]: r["fingerprint"] for r in runs if r["action"] == FORGET},
-            raw=raw,
+            reasons={r["key"]: r["reason"] for r in runs},
         )
     except (KeyError, TypeError) as e:
         raise UsageError(f"{path} is not a complete saved plan (missing {e})") from e

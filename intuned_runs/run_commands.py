@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from intuned_runs.apply import Signals
@@ -71,7 +72,6 @@ def apply(args: argparse.Namespace, out: Output) -> int:
     from intuned_runs.errors import Refused
     from intuned_runs.report import apply_json, apply_summary, blocked_lines, outcome_line, plan_text
     from intuned_runs.repository import Repository
-    from intuned_runs.templating import placeholder
 
     saved = None
     if args.planfile:
@@ -90,21 +90,16 @@ def apply(args: argparse.Namespace, out: Output) -> int:
     try:
         settings: Settings = settings_from(args)
         if emulator is not None:
-            settings = Settings(**{**settings.__dict__, "emulator": True})
+            settings = replace(settings, emulator=True)
         repository = Repository(settings, environ)
         out.redactor = repository.redactor()
         desired = repository.desired
         from intuned_runs.report import resolve_format, strictly
 
         problems = strictly(desired.problems, args.strict)
-        report_problems(out, problems, "github" if resolve_format("auto") == "github" else "text", to_stdout=False)
+        report_problems(out, problems, resolve_format("auto"), to_stdout=False)
         if errors_in(problems):
             return EXIT_ERROR
-        if emulator is not None:  # unset secrets are filled with their placeholder text
-            for name in desired.secret_names:
-                environ.setdefault(name, placeholder(name)) if environ.get(name) else environ.__setitem__(
-                    name, placeholder(name)
-                )
         interactive = out.interactive() and not args.json
 
         def confirm(plan) -> bool:  # type: ignore[no-untyped-def]
@@ -258,7 +253,7 @@ def watch(args: argparse.Namespace, out: Output) -> int:
     try:
         settings: Settings = settings_from(args)
         if emulator is not None:
-            settings = Settings(**{**settings.__dict__, "emulator": True})
+            settings = replace(settings, emulator=True)
         if args.apply and not environ.get("INTUNED_API_KEY"):
             raise UsageError("watch --apply needs INTUNED_API_KEY (or --emulator)")
 
@@ -291,12 +286,6 @@ def watch(args: argparse.Namespace, out: Output) -> int:
         )
         with _signals(out) as signals:
             watcher = Watcher(settings, environ, options, report, signals, redactor=out.redactor)
-            if emulator is not None:
-                from intuned_runs.templating import placeholder
-
-                for name in _secret_names_of(settings, environ):
-                    if not environ.get(name):
-                        environ[name] = placeholder(name)
             out.info(
                 f"Watching {settings.chdir or '.'} ({'apply' if args.apply else 'plan'} on every change; Ctrl-C stops)."
             )
@@ -305,15 +294,6 @@ def watch(args: argparse.Namespace, out: Output) -> int:
     finally:
         if emulator is not None:
             emulator.stop()
-
-
-def _secret_names_of(settings, environ) -> frozenset[str]:  # type: ignore[no-untyped-def]
-    from intuned_runs.repository import Repository
-
-    try:
-        return Repository(settings, environ).desired.secret_names
-    except Exception:
-        return frozenset()
 
 
 def status(args: argparse.Namespace, out: Output) -> int:

@@ -10,6 +10,7 @@ import itertools
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import yaml
@@ -351,10 +352,13 @@ class Loader:
 
     # -- the repository ----------------------------------------------------------------------------
 
+    @cached_property
+    def _real(self) -> Renderer:
+        return self.renderer.with_secrets(fill_unset=self.config.settings.emulator)
+
     def render_real(self, run: Run) -> dict[str, Any]:
         """The body apply sends: the same request rendered with the real secret values."""
-        real = self.renderer.with_secrets()
-        value = real.render(run.raw_request, run.context, secrets_allowed=True, path=("request",))
+        value = self._real.render(run.raw_request, run.context, secrets_allowed=True, path=("request",))
         assert isinstance(value, dict)
         return value
 

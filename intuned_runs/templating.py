@@ -207,15 +207,19 @@ class Renderer:
         self.placeholders = placeholders
         self._jinja = _Sandbox(undefined=_Undefined, autoescape=False, keep_trailing_newline=True)
         self._cache: dict[str, _Compiled] = {}
-        self._constants: dict[str, Any] = {}  # per view: placeholders and real secrets never mix
+        self._constants: dict[str, Any] = {}
+        self._fill_unset = False  # per view: placeholders and real secrets never mix
         self.secrets_used: set[str] = set()  # secret names seen by the current render (reset by caller)
         self.env_reads: set[str] = set()  # env names read statically by rendered templates
 
-    def with_secrets(self) -> Renderer:
-        """The real view: secret(NAME) returns the environment's value (for the sent body only)."""
+    def with_secrets(self, *, fill_unset: bool = False) -> Renderer:
+        """The real view: secret(NAME) returns the environment's value (for the sent body only).
+
+        `fill_unset` (the emulator, SPEC §7): an unset secret sends its placeholder text instead."""
         real = Renderer(self.environ, (), placeholders=False)
         real.env = self.env
         real._cache = self._cache  # compiled code does not depend on the view
+        real._fill_unset = fill_unset
         return real
 
     def _secret(self, name: Any) -> str:
@@ -226,6 +230,8 @@ class Renderer:
             return placeholder(name)
         value = self.environ.get(name, "")
         if not value:
+            if self._fill_unset:
+                return placeholder(name)
             raise TemplateError(f"secret {name} is not set")
         return value
 

@@ -340,7 +340,7 @@ def run_apply(
             if state.workspace_id is None and options.watch_once is None:
                 # The first apply records the workspace even with nothing to send (SPEC §7), so a later
                 # apply to another workspace is refused.
-                with store.journal() as journal:
+                with store.journal(state) as journal:
                     record_housekeeping(journal, now=store.now(), workspace=workspace, moves=(), forget=())
                 state = store.fold()
             return ApplyResult(plan, (), (), state, workspace)
@@ -352,7 +352,7 @@ def run_apply(
             if r.run is not None
         ]
         forget = tuple(r.key for r in plan.to_forget) if options.watch_once is None else ()
-        with store.journal() as journal:
+        with store.journal(state) as journal:
             record_housekeeping(
                 journal,
                 now=store.now(),

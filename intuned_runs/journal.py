@@ -289,7 +289,8 @@ class Journal:
     finished; whoever finds no fsync running starts one covering every record written so far.
     """
 
-    def __init__(self, store: StateStore) -> None:
+    def __init__(self, store: StateStore, base: State | None = None) -> None:
+        self._given = base
         self._store = store
         self._fd = -1
         self._cond = threading.Condition()
@@ -313,7 +314,7 @@ class Journal:
     def __enter__(self) -> Journal:
         store = self._store
         # An existing journal is a crashed apply's: fold it first so this one starts from a clean base.
-        base = store.fold() if store.journal_path.exists() else store.load()
+        base = store.fold() if store.journal_path.exists() else (self._given or store.load())
         header = _encode(record_to_json(JournalHeader(base.lineage, base.serial)))
         try:
             store.path.parent.mkdir(parents=True, exist_ok=True)

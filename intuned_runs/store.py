@@ -20,7 +20,7 @@ from typing import Any
 from intuned_runs.errors import StateError
 from intuned_runs.journal import Journal, fsync_dir, read_journal, replay, write_all
 from intuned_runs.redaction import Redactor
-from intuned_runs.state import VERSION, Clock, Entry, State, Unknown, json_type, timestamp, utc_now
+from intuned_runs.state import VERSION, Clock, Entry, State, Unknown, dumps, json_type, timestamp, utc_now
 
 GITIGNORE = "*.lock\n*.journal\nemulator/\n"
 _RESTORE = "restore it from git or your CI artifacts"
@@ -65,12 +65,6 @@ class StateStore:
 
     def redact_text(self, text: str) -> str:
         return text if self._redactor is None or not self._redactor.values else self._redactor(text)
-
-    def redact(self, obj: dict[str, Any]) -> dict[str, Any]:
-        if self._redactor is None or not self._redactor.values:
-            return obj
-        redacted: dict[str, Any] = _redact_strings(obj, self._redactor)
-        return redacted
 
     # -- reading
 
@@ -198,9 +192,11 @@ class StateStore:
 
     # -- writing (the caller holds the lock)
 
-    def journal(self) -> Journal:
-        """`with store.journal() as journal:` for one apply; an existing journal is folded first."""
-        return Journal(self)
+    def journal(self, base: State | None = None) -> Journal:
+        """`with store.journal() as journal:` for one apply; an existing journal is folded first.
+
+        `base`: the state the caller has just folded (saves reading a large state file again)."""
+        return Journal(self, base)
 
     def fold(self, *, upgrade: Callable[[State], State] | None = None) -> State:
         """Replay the journal into the state file, then remove the journal.
@@ -230,7 +226,7 @@ class StateStore:
     def _write_atomic(self, state: State) -> None:
         """Temp file in the same directory, fsync, rename, fsync the directory: never half-written."""
         directory = self.path.parent
-        data = json.dumps(self.redact(state.to_json()), indent=2, sort_keys=True).encode("ascii") + b"\n"
+        data = self.redact_text(dumps(state)).encode("ascii")
         temp = directory / f".{self.path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
         try:
             directory.mkdir(parents=True, exist_ok=True)
@@ -269,13 +265,3 @@ class StateStore:
                 finally:
                     os.close(fd)
                 return
-
-
-def _redact_strings(value: Any, redactor: Redactor) -> Any:
-    if isinstance(value, str):
-        return redactor(value)
-    if isinstance(value, dict):
-        return {redactor(k): _redact_strings(v, redactor) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redact_strings(v, redactor) for v in value]
-    return value

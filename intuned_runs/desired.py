@@ -16,7 +16,7 @@ from pathlib import Path
 from intuned_runs import documents
 from intuned_runs.config import Config
 from intuned_runs.errors import ProblemsFound
-from intuned_runs.problems import Problem
+from intuned_runs.problems import Problem, errors_in
 from intuned_runs.redaction import MIN_LENGTH
 from intuned_runs.runs import SECRET_REF, FileResult, Loader, Move, Run
 from intuned_runs.templating import API_KEY_READ, API_KEY_VARIABLE
@@ -34,7 +34,7 @@ class Desired:
 
     @property
     def ok(self) -> bool:
-        return not any(p.severity == "error" for p in self.problems)
+        return not errors_in(list(self.problems))
 
 
 def discover(config: Config) -> list[str] | Problem:

@@ -520,34 +520,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(response.body)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of `intuned-runs emulator` (SPEC §10)."""
-    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8787, help="port to listen on (default 8787; 0 = any)")
-    parser.add_argument("--api-key", metavar="KEY", help="accept only this x-api-key (default: any key)")
-    parser.add_argument(
-        "--complete-after",
-        metavar="SECONDS",
-        type=float,
-        default=2.0,
-        help="seconds for a run to reach its final status (default 2; pending for the first half)",
-    )
-    parser.add_argument("--latency", metavar="MS", type=int, default=0, help="delay every response")
-    parser.add_argument(
-        "--fail",
-        metavar="STATUS:RATE",
-        action="append",
-        default=[],
-        help="answer this share of start requests with STATUS, e.g. 429:0.1 (repeatable)",
-    )
-    parser.add_argument(
-        "--result", metavar="failed:RATE,canceled:RATE", help="share of runs that end failed or canceled"
-    )
-    parser.add_argument("--seed", metavar="N", type=int, help="seed the fault and outcome draws")
-    if parser.epilog is None:
-        parser.epilog = "example: intuned-runs emulator --port 8787 --fail 429:0.1 --result failed:0.2"
-
-
 def run_from_args(args: argparse.Namespace, stop: threading.Event, announce: Callable[[str], None]) -> int:
     """`intuned-runs emulator`: serve until `stop` is set."""
     emulator = Emulator(

@@ -5,14 +5,11 @@ Every write passes through the redactor, so a secret value can reach no stream e
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass, field
 from typing import TextIO
 
 from intuned_runs.redaction import Redactor
-
-_COLORS = {"red": "31", "green": "32", "yellow": "33", "cyan": "36", "bold": "1", "dim": "2"}
 
 
 @dataclass
@@ -23,17 +20,7 @@ class Output:
     verbose: bool = False
     quiet: bool = False
     debug: bool = False
-    no_color: bool = False
-
-    def _color_on(self, stream: TextIO) -> bool:
-        if self.no_color or os.environ.get("NO_COLOR"):
-            return False
-        return bool(getattr(stream, "isatty", lambda: False)())
-
-    def paint(self, text: str, color: str, stream: TextIO | None = None) -> str:
-        if not self._color_on(stream or self.stdout):
-            return text
-        return f"\x1b[{_COLORS[color]}m{text}\x1b[0m"
+    no_color: bool = False  # accepted (SPEC §11); output is plain text, never coloured
 
     _progress_shown: bool = False
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from intuned_runs.apply import ApplyResult, RunOutcome
-from intuned_runs.plan import Plan, PlannedRun
+from intuned_runs.plan import SUMMARY_KEYS, Plan, PlannedRun
 from intuned_runs.problems import Problem
 from intuned_runs.runs import Run
 
@@ -201,13 +201,9 @@ def plan_markdown(plan: Plan) -> str:
         "",
         summary_line(plan),
         "",
-        "| submit | new | changed | requested | always | unchanged | forget | blocked |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
-        "| "
-        + " | ".join(
-            str(s[k]) for k in ("submit", "new", "changed", "requested", "always", "unchanged", "forget", "blocked")
-        )
-        + " |",
+        "| " + " | ".join(SUMMARY_KEYS) + " |",
+        "|" + "---:|" * len(SUMMARY_KEYS),
+        "| " + " | ".join(str(s[k]) for k in SUMMARY_KEYS) + " |",
         "",
     ]
     for run in plan.runs:

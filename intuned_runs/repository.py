@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from intuned_runs import schema as schema_module
 from intuned_runs.config import Config, Settings
 from intuned_runs.desired import Desired, load
-from intuned_runs.errors import ProblemsFound
 from intuned_runs.redaction import Redactor
 from intuned_runs.runs import Loader, Run
 from intuned_runs.state import State
@@ -48,12 +47,6 @@ class Repository:
     def desired(self) -> Desired:
         with _loading():
             return load(self.config, self.checker, self.environ, lambda: self.loader)
-
-    def desired_or_raise(self) -> Desired:
-        desired = self.desired
-        if not desired.ok:
-            raise ProblemsFound(desired.problems)
-        return desired
 
     @cached_property
     def loader(self) -> Loader:

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from intuned_runs.emulator import Emulator, Received, add_arguments, parse_fail, parse_result, run_from_args
+from intuned_runs.emulator import Emulator, Received, parse_fail, parse_result, run_from_args
 from intuned_runs.errors import UsageError
 
 WS = "6f1c9a52-3b7e-4d2a-9c1f-2e8b5d4a7c90"
@@ -502,9 +502,12 @@ def test_port_in_use_is_a_usage_error() -> None:
 
 
 def test_cli_options_build_and_serve_until_stopped() -> None:
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    defaults = parser.parse_args([])
+    from intuned_runs.cli import build_parser
+
+    def parse(argv: list[str]) -> argparse.Namespace:  # the parser `intuned-runs emulator` really uses
+        return build_parser().parse_args(["emulator", *argv])
+
+    defaults = parse([])
     assert (defaults.host, defaults.port, defaults.api_key, defaults.complete_after, defaults.latency) == (
         "127.0.0.1",
         8787,
@@ -514,7 +517,7 @@ def test_cli_options_build_and_serve_until_stopped() -> None:
     )
     assert (defaults.fail, defaults.result, defaults.seed) == ([], None, None)
     argv = ["--port", "0", "--api-key", "k-123", "--complete-after", "0", "--fail", "429:0"]
-    args = parser.parse_args([*argv, "--fail", "503:0", "--result", "failed:1", "--seed", "9"])
+    args = parse([*argv, "--fail", "503:0", "--result", "failed:1", "--seed", "9"])
     stop, announced, codes = threading.Event(), [], []
     ready = threading.Event()
 

@@ -127,26 +127,50 @@ def submit_all(
     def should_stop() -> bool:
         return signals.stop.is_set() or halted.is_set()
 
-    def ensure_intent(index: int) -> None:
+    half = max(1, concurrency // 2)
+
+    def extend(count: int) -> None:
+        """Make the next `count` intents durable (caller holds `intents`)."""
         nonlocal journaled
+        end = min(len(submissions), journaled + count)
+        at = now()
+        journal.append_durable(*(IntentRecord(s.key, s.fingerprint, s.request, at) for s in submissions[journaled:end]))
+        journaled = end
+
+    def ensure_intent(index: int) -> None:
+        if index < journaled:  # durable already (`journaled` only grows)
+            # Keep a batch ahead, written by one worker while the others send: no stall on fsync. Never
+            # more than `concurrency` intents wait unsent, so a crash leaves at most 2 x concurrency
+            # false unknowns with those in flight (SPEC §7).
+            if journaled - index <= half and journaled < len(submissions) and intents.acquire(blocking=False):
+                try:
+                    extend(half)
+                finally:
+                    intents.release()
+            return
         with intents:
-            if index < journaled:
-                return
-            end = min(len(submissions), max(index + 1, journaled + concurrency))
-            at = now()
-            journal.append_durable(
-                *(IntentRecord(s.key, s.fingerprint, s.request, at) for s in submissions[journaled:end])
-            )
-            journaled = end
+            if index >= journaled:
+                extend(max(index + 1 - journaled, concurrency))
 
     def not_sent(index: int, item: Submission, reason: str) -> RunOutcome:
-        """Settle a run that was never sent (caller holds `guard`); its intent, if any, is cancelled."""
+        """Settle a run that was never sent (caller holds `intents` and `guard`): its intent, if any,
+        is cancelled."""
         settled.add(index)
         if index < journaled:
             journal.append(FailedRecord(item.key, now()))
         return RunOutcome(item.key, "skipped", message=reason)
 
+    failures: list[BaseException] = []  # a journal that cannot be written stops the apply
+
     def work() -> None:
+        try:
+            send_all()
+        except Exception as e:
+            failures.append(e)
+            signals.stop.set()  # the others send nothing more; what is in flight finishes
+            done.put((-1, RunOutcome("", "skipped")))  # wake the main thread
+
+    def send_all() -> None:
         while True:
             try:
                 index = pending.get_nowait()
@@ -154,7 +178,7 @@ def submit_all(
                 return
             item = submissions[index]
             if should_stop():
-                with guard:
+                with intents, guard:  # the lock order of the abandon path: intents, then guard
                     if index not in settled:
                         done.put((index, not_sent(index, item, _skip_reason(halted))))
                 continue
@@ -211,11 +235,13 @@ def submit_all(
                     outcomes[index] = outcome
                     on_outcome(outcome)
             break
+        if failures and not any(w.is_alive() for w in workers):
+            raise failures[0]  # nothing more will come; the runs without an outcome stay as intents
         try:
             index, outcome = done.get(timeout=0.1)
         except queue.Empty:
             continue
-        if index not in outcomes:
+        if index >= 0 and index not in outcomes:
             outcomes[index] = outcome
             on_outcome(outcome)
     return [outcomes[i] for i in range(len(submissions))]

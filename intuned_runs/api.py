@@ -68,7 +68,7 @@ def check_base_url(url: str) -> str:
     url = url.strip()
     parts = urlsplit(url)
     scheme, host = parts.scheme.lower(), parts.hostname or ""
-    if scheme != "https" and not _is_loopback(host):
+    if scheme != "https" and not is_loopback(host):
         raise Refused("base_url must use https unless its host is loopback")
     try:
         _ = parts.port  # raises on a port that is not a number in range
@@ -80,7 +80,7 @@ def check_base_url(url: str) -> str:
     return url.rstrip("/")
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host.lower() == "localhost":
         return True
     try:

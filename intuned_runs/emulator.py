@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hmac
-import ipaddress
 import itertools
 import json
 import random
@@ -39,6 +38,7 @@ import jsonschema
 from jsonschema.exceptions import ValidationError
 
 from intuned_runs import schema as schema_module
+from intuned_runs.api import is_loopback
 from intuned_runs.errors import UsageError
 from intuned_runs.problems import json_path
 
@@ -113,11 +113,7 @@ def parse_result(text: str) -> dict[str, float]:
 
 
 def _check_loopback(host: str) -> None:
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if not is_loopback(host):
         raise UsageError(f"--host {host}: the emulator binds to loopback only")
 
 

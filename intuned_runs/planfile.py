@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 from intuned_runs import __version__
@@ -18,7 +17,7 @@ from intuned_runs.errors import StalePlan, UsageError
 from intuned_runs.plan import FORGET, SUBMIT, Plan
 from intuned_runs.redaction import Redactor
 from intuned_runs.report import plan_dict
-from intuned_runs.state import State
+from intuned_runs.state import State, timestamp, utc_now
 
 KIND = "intuned-runs-plan"
 
@@ -52,7 +51,7 @@ def save(
         "kind": KIND,
         **plan_dict(plan),
         "tool_version": __version__,
-        "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created_at": timestamp(utc_now()),
         "env": env,
         "vars": list(vars),
         "workspace_id": workspace_id,

@@ -73,14 +73,15 @@ def show(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
-def _edit(args: argparse.Namespace, out: Output, change: Callable[[State], State | None], command: str) -> int:
+def _edit(args: argparse.Namespace, out: Output, change: Callable[[State, str], State | None], command: str) -> int:
+    """Lock, fold, change (given the store's current time), bump the serial, write."""
     repository = _repository(args, out)
     config = repository.config
     with StateLock(config.state_path, f"intuned-runs state {command}").acquire(args.lock_timeout):
         store = repository.store(out.redactor)
         store.ensure_gitignore()
         state = store.fold(upgrade=repository.upgrade)
-        changed = change(state)
+        changed = change(state, store.now())
         if changed is None:
             return EXIT_ERROR
         store.write(bump(changed))
@@ -96,7 +97,7 @@ def _confirm(args: argparse.Namespace, out: Output, question: str) -> bool:
 
 
 def mv(args: argparse.Namespace, out: Output) -> int:
-    def change(state: State) -> State:
+    def change(state: State, now: str) -> State:
         entries = dict(state.entries)
         if args.old not in entries or entries[args.old].is_tombstone:
             raise UsageError(f"no state entry {args.old!r}")
@@ -114,7 +115,7 @@ def mv(args: argparse.Namespace, out: Output) -> int:
 def forget(args: argparse.Namespace, out: Output) -> int:
     selectors = parse_selectors(args.selectors)
 
-    def change(state: State) -> State | None:
+    def change(state: State, now: str) -> State | None:
         live = {k: e for k, e in state.entries.items() if not e.is_tombstone}
         check_all_match(selectors, ((k, None) for k in live), "selector")
         keys = sorted(k for k in live if any_match(selectors, k, None))
@@ -123,7 +124,6 @@ def forget(args: argparse.Namespace, out: Output) -> int:
         if not _confirm(args, out, f"Forget {len(keys)} runs from state?"):
             out.err("Nothing forgotten.")
             return None
-        now = store_now()
         entries = dict(state.entries)
         for key in keys:
             entries[key] = replace(entries[key], removed_at=now)
@@ -138,7 +138,7 @@ def resolve(args: argparse.Namespace, out: Output) -> int:
     if args.run_id and not args.submitted:
         raise UsageError("--run-id goes with --submitted")
 
-    def change(state: State) -> State | None:
+    def change(state: State, now: str) -> State | None:
         # Tombstones too: a removed and re-added run is still blocked by its unknown outcome (SPEC §6).
         unknown = {k: e for k, e in state.entries.items() if e.unknown is not None}
         check_all_match(selectors, ((k, None) for k in unknown), "selector (of runs with an unknown outcome)")
@@ -172,9 +172,3 @@ def unlock(args: argparse.Namespace, out: Output) -> int:
     holder = force_unlock(repository.config.state_path)
     out.out(f"Removed the lock held by {holder}." if holder else "The state was not locked.")
     return EXIT_OK
-
-
-def store_now() -> str:
-    from intuned_runs.state import timestamp, utc_now
-
-    return timestamp(utc_now())

@@ -1,4 +1,4 @@
-"""The plan floor of SPEC §12: the least work any `intuned-runs plan` must do, as a bare script.
+"""The plan floor of docs/performance.md: the least work any `intuned-runs plan` must do, as a bare script.
 
 A fresh process that reads every file under DIR/runs.d with `yaml.load(f, Loader=yaml.CSafeLoader)`,
 validates each run's `request` with one `jsonschema.Draft202012Validator` built once from the packaged

@@ -1,4 +1,4 @@
-"""The apply floor of SPEC §12: two bare loops posting the bodies `intuned-runs apply` would send.
+"""The apply floor of docs/performance.md: two bare loops posting the bodies `intuned-runs apply` would send.
 
 (a) one `httpx.AsyncClient` with 32 requests in flight (a semaphore), and (b) one `httpx.Client` shared by
 32 threads (a ThreadPoolExecutor), each posting N bodies (`make_repo.request_body`) to

@@ -1,4 +1,4 @@
-"""Shared plumbing of the benchmarks (SPEC §12): how to start the tool, time a fresh process, read its
+"""Shared plumbing of the benchmarks (docs/performance.md): how to start the tool, time a fresh process, read its
 peak memory, and the fixed identities (workspace, API key, secret) every bench script uses.
 
 Not a benchmark itself; imported by `make_repo.py`, `floor.py`, `floor_apply.py` and `run.py`, which all
@@ -94,7 +94,7 @@ def wall_time(cmd: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, 
 
 
 def peak_rss_mib(cmd: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None) -> float:
-    """Peak resident memory of one run of `cmd`, from `/usr/bin/time -v` when present (SPEC §12).
+    """Peak resident memory of one run of `cmd`, from `/usr/bin/time -v` when present (docs/performance.md).
 
     The fallback runs `cmd` under a fresh Python parent, so RUSAGE_CHILDREN covers that one child only.
     """

@@ -1,4 +1,4 @@
-"""Generate the benchmark repository of SPEC §12, deterministically.
+"""Generate the benchmark repository of docs/performance.md, deterministically.
 
 Writes into DIR (absent or empty) an `intuned-runs.yaml` and a `runs.d/` of FILES run files spread over
 a few subfolders, holding N runs in total, written as a user would write them: a `defaults:` block per

@@ -1,11 +1,11 @@
-"""Run every benchmark of SPEC §12 and print one markdown table: each figure beside its floor, measured
+"""Run every benchmark of docs/performance.md and print one markdown table: each figure beside its floor, measured
 in the same run, its ratio, its target and a verdict.
 
 - plan: `intuned-runs plan` on 10,000 runs in 500 files with a state holding all of them (filled by one
   `intuned-runs apply` to the emulator first), best-of-5 wall time of a fresh process, against
   `floor.py` on the same files, best of 5; peak RSS from `/usr/bin/time -v`.
 - watch: `intuned-runs watch -v` on that repository, one file edited per round; judged on the tool's own
-  `planned in N.N ms` (batch received → end of plan output, the span SPEC §12 names), best and median;
+  `planned in N.N ms` (batch received → end of plan output, the span docs/performance.md names), best and median;
   beside it, from outside, file write → plan summary line (file-event delivery and batching included).
 - apply: `intuned-runs apply --yes --concurrency 32` of 1,000 runs to the in-process emulator, throughput
   between the first and last request it receives, against the faster of `floor_apply.py`'s two loops;
@@ -16,7 +16,7 @@ in the same run, its ratio, its target and a verdict.
 A measurement that cannot be taken (a command not implemented yet, a failure) shows `n/a` with the reason;
 the table always prints. Progress goes to stderr, the table to stdout.
 
-    python3 bench/run.py            # full sizes, as SPEC §12 states them (a few minutes)
+    python3 bench/run.py            # full sizes, as docs/performance.md states them (a few minutes)
     python3 bench/run.py --quick    # tiny sizes, best of 1: a smoke run for CI, not a measurement
     python3 bench/run.py --check    # exit 1 unless every target is met
 """

@@ -1,4 +1,4 @@
-"""The watch figure of SPEC §12: `intuned-runs watch -v` on a generated repository, one run file edited
+"""The watch figure of docs/performance.md: `intuned-runs watch -v` on a generated repository, one run file edited
 per round, two figures per edit.
 
 - **in tool** (judged against the spec's 100 ms): the `planned in N.N ms` line the watcher prints on

@@ -1,4 +1,4 @@
-"""`python3 -m intuned_runs` is the same as `intuned-runs` (SPEC §11)."""
+"""`python3 -m intuned_runs` is the same as `intuned-runs` (docs/cli.md)."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""The Run API client (SPEC §7 Sending / Outcomes per request, §9 status; api/FACTS.md).
+"""The Run API client (docs/apply.md, Sending and Outcomes; docs/run-api.md).
 
 One `Client` holds ONE `httpx.Client`, i.e. one connection pool sized to the concurrency, and is shared by
 every worker thread of an apply (a shared sync client measured ~2.5× the requests/s of an AsyncClient).
@@ -43,7 +43,7 @@ LOG_BODY_LIMIT = 500
 
 Kind = Literal["submitted", "failed", "unknown", "skipped"]
 
-# The server surely started nothing: safe to send the POST again (SPEC §7 "Retried").
+# The server surely started nothing: safe to send the POST again (docs/apply.md, Outcomes).
 _CONNECT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _RETRIED_STATUSES = frozenset({429, 503})
 
@@ -59,12 +59,12 @@ class StartOutcome:
 
     @property
     def stops_all(self) -> bool:
-        """A 401 or 403 stops every remaining submission (SPEC §7 "Failed")."""
+        """A 401 or 403 stops every remaining submission (docs/apply.md, Outcomes)."""
         return self.kind == "failed" and self.http_status in (401, 403)
 
 
 def check_base_url(url: str) -> str:
-    """Refuse plain HTTP except on loopback (SPEC §7 Guards); return the URL without a trailing slash."""
+    """Refuse plain HTTP except on loopback (docs/apply.md, Guards); return the URL without a trailing slash."""
     url = url.strip()
     parts = urlsplit(url)
     scheme, host = parts.scheme.lower(), parts.hostname or ""
@@ -168,7 +168,7 @@ class Client:
     # -- URLs
 
     def _project_url(self, project: str) -> str:
-        # FACTS: projectName is one path segment, so `/` must become %2F.
+        # projectName (docs/run-api.md) is one path segment, so `/` must become %2F.
         return f"{self.base_url}/{quote(self.workspace_id, safe='')}/projects/{quote(project, safe='')}"
 
     def start_url(self, project: str) -> str:
@@ -182,7 +182,7 @@ class Client:
     def start(
         self, project: str, body: dict[str, Any], should_stop: Callable[[], bool] = lambda: False
     ) -> StartOutcome:
-        """POST one run start and classify what happened (SPEC §7 Outcomes per request)."""
+        """POST one run start and classify what happened (docs/apply.md, Outcomes)."""
         url = self.start_url(project)
         content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         attempt = 0
@@ -298,7 +298,7 @@ class Client:
                 code,
             )
         error = data.get("error")
-        # FACTS: the SDKs spell the flag `retirable`, the docs `retriable`; readers look at `retirable`.
+        # the SDKs (docs/run-api.md) spell the flag `retirable`, the docs `retriable`; readers look at `retirable`.
         if isinstance(error, dict) and "retirable" not in error and "retriable" in error:
             error["retirable"] = error["retriable"]
         return data

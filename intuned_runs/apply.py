@@ -1,4 +1,4 @@
-"""The apply engine (SPEC §7): submit planned runs with bounded concurrency, an intent journaled
+"""The apply engine (docs/apply.md): submit planned runs with bounded concurrency, an intent journaled
 (fsync'ed) before each request and the outcome after it, so a process killed at any instant never
 leads to a run submitted twice.
 
@@ -119,7 +119,7 @@ def submit_all(
     halted = threading.Event()  # a 401/403: the key or workspace is wrong for every run
     # Intents are made durable in batches of `concurrency`, one fsync each: at most `concurrency`
     # intents whose request was never sent (plus those in flight) can show up as false unknowns
-    # after a crash, the 2 × concurrency SPEC §7 allows. submissions[:journaled] have their intent.
+    # after a crash, the 2 × concurrency docs/apply.md (Crash safety) allows. submissions[:journaled] have their intent.
     journaled = 0
     intents = threading.Lock()
     settled: set[int] = set()  # every index gets exactly one outcome, recorded once (under `guard`)
@@ -141,7 +141,7 @@ def submit_all(
         if index < journaled:  # durable already (`journaled` only grows)
             # Keep a batch ahead, written by one worker while the others send: no stall on fsync. Never
             # more than `concurrency` intents wait unsent, so a crash leaves at most 2 x concurrency
-            # false unknowns with those in flight (SPEC §7).
+            # false unknowns with those in flight (docs/apply.md).
             if journaled - index <= half and journaled < len(submissions) and intents.acquire(blocking=False):
                 try:
                     extend(half)
@@ -318,7 +318,7 @@ def run_apply(
 ) -> ApplyResult:
     """Lock, plan against the folded state, check the guards, confirm, submit, fold, unlock.
 
-    Every guard refuses before anything is sent (SPEC §7). Raises Refused, StalePlan, LockHeld.
+    Every guard refuses before anything is sent (docs/apply.md). Raises Refused, StalePlan, LockHeld.
     """
     from intuned_runs.api import Client, check_base_url
     from intuned_runs.errors import Refused
@@ -338,7 +338,7 @@ def run_apply(
         plan: Plan = repository.plan(
             state, desired, select=options.select, force=options.force, retry_unknown=options.retry_unknown
         )
-        if options.saved is not None:  # a saved plan names its own staleness first (SPEC §6)
+        if options.saved is not None:  # a saved plan names its own staleness first (docs/plan.md)
             from intuned_runs.planfile import check_fresh
 
             fingerprints = {r.key: r.fingerprint for r in plan.runs if r.run is not None}
@@ -364,7 +364,7 @@ def run_apply(
             )
         if not (submit or (plan.to_forget and options.watch_once is None) or plan.moves):
             if state.workspace_id is None and options.watch_once is None:
-                # The first apply records the workspace even with nothing to send (SPEC §7), so a later
+                # The first apply records the workspace even with nothing to send (docs/apply.md), so a later
                 # apply to another workspace is refused.
                 with store.journal(state) as journal:
                     record_housekeeping(journal, now=store.now(), workspace=workspace, moves=(), forget=())

@@ -1,4 +1,4 @@
-"""Command line: parse, dispatch, report, return the exit code (SPEC §11). No logic lives here.
+"""Command line: parse, dispatch, report, return the exit code (docs/cli.md). No logic lives here.
 
 Heavy modules (httpx, jsonschema, jinja2, watchfiles) are imported inside the handlers, so
 `--version` and `--help` stay fast.
@@ -44,7 +44,7 @@ def schema_version() -> str:
 
 
 def duration(text: str) -> float:
-    """DUR is an integer with a unit: `90s`, `15m`, `1h` (SPEC §7)."""
+    """DUR is an integer with a unit: `90s`, `15m`, `1h` (docs/apply.md)."""
     units = {"s": 1, "m": 60, "h": 3600}
     if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
         raise argparse.ArgumentTypeError(f"invalid duration {text!r}: use an integer with a unit, like 90s, 15m or 1h")
@@ -88,7 +88,7 @@ def _globals(parser: argparse.ArgumentParser, suppress: bool) -> None:
     group.add_argument(
         "--var",
         # After the command name they are collected apart, or the subcommand's list would replace
-        # the one given before it (SPEC §11: global options go before or after the command).
+        # the one given before it (global options go before or after the command: docs/cli.md, Global options).
         dest="vars_after" if suppress else "vars",
         metavar="KEY=VALUE",
         action="append",
@@ -131,7 +131,7 @@ def _subcommand(
     help_text: str,
     example: str,
 ) -> argparse.ArgumentParser:
-    """A command with its help, an example (SPEC §11) and the global options."""
+    """A command with its help, an example (docs/cli.md) and the global options."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         name,
         help=help_text,

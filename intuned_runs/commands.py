@@ -49,11 +49,11 @@ def validate(args: argparse.Namespace, out: Output) -> int:
 
     fmt = resolve_format(args.format)
     runs = 0
-    try:  # config problems are reported like any other, in the chosen format (SPEC §5)
+    try:  # config problems are reported like any other, in the chosen format (docs/validation.md)
         repository = _repository(args, out)
         problems = list(repository.desired.problems)
         runs = len(repository.desired.runs)
-        repository.load_state()  # a state that cannot be trusted is an error for every command (SPEC §7)
+        repository.load_state()  # a state that cannot be trusted is an error for every command (docs/apply.md)
     except ProblemsFound as e:
         problems = list(e.problems)
     problems = strictly(problems, args.strict)
@@ -70,7 +70,7 @@ def render(args: argparse.Namespace, out: Output) -> int:
     repository, desired = _validated(args, out)
     if desired is None:
         return EXIT_ERROR
-    repository.load_state()  # a state that cannot be trusted is an error for every command (SPEC §7)
+    repository.load_state()  # a state that cannot be trusted is an error for every command (docs/apply.md)
     selectors = selection.parse(args.selectors)
     selection.check_all_match(selectors, ((r.key, r.labels) for r in desired.runs), "selector")
     runs = [r for r in desired.runs if not selectors or selection.any_match(selectors, r.key, r.labels)]
@@ -85,7 +85,7 @@ def schema(args: argparse.Namespace, out: Output) -> int:
     config = Config(settings_from(args))
     spec = args.spec
     if spec and not spec.startswith(("http://", "https://")) and args.chdir:
-        spec = str(Path(args.chdir) / spec)  # -C DIR: as if started in DIR (SPEC §3)
+        spec = str(Path(args.chdir) / spec)  # -C DIR: as if started in DIR (docs/configuration.md)
     target, changed = schema_module.pull(config.repository, spec, args.check)
     name = config.relative(target)
     if args.check:
@@ -111,13 +111,13 @@ def emulator(args: argparse.Namespace, out: Output) -> int:
 
 
 def _workspace_warning(repository, state, out: Output) -> None:  # type: ignore[no-untyped-def]
-    """plan warns (apply refuses) when the state belongs to another workspace (SPEC §7)."""
+    """plan warns (apply refuses) when the state belongs to another workspace (docs/apply.md)."""
     from intuned_runs.errors import ProblemsFound
 
     try:
         workspace = repository.config.workspace_id
     except ProblemsFound:
-        # An unset or malformed workspace does not stop plan (SPEC §3); apply reports it. The
+        # An unset or malformed workspace does not stop plan (docs/configuration.md); apply reports it. The
         # --env / INTUNED_WORKSPACE_ID conflict (a ConfigError) does stop it: it is never silent.
         return
     if workspace and state.workspace_id and workspace != state.workspace_id:

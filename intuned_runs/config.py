@@ -1,4 +1,4 @@
-"""The repository and its configuration `intuned-runs.yaml` (SPEC §2–3).
+"""The repository and its configuration `intuned-runs.yaml` (docs/configuration.md).
 
 Layers, lowest first: config top level → selected environment → environment variables → flags.
 Values are templates, rendered only when a command uses them (`workspace_id` may stay unset for plan).
@@ -79,7 +79,7 @@ def parse_var(text: str) -> tuple[list[str], Any]:
     """`--var a.b=70` → (['a', 'b'], 70): the value is a YAML 1.2 scalar."""
     key, sep, raw = text.partition("=")
 
-    def problem(path: str, message: str) -> ProblemsFound:  # addressed like any problem (SPEC §5)
+    def problem(path: str, message: str) -> ProblemsFound:  # addressed like any problem (docs/validation.md)
         return ProblemsFound([Problem(FLAG_VAR, None, None, "error", path, message)])
 
     if not sep or not key or any(not part for part in key.split(".")):
@@ -201,7 +201,7 @@ class Config:
             return self.renderer.render(value, {"vars": self.vars} if context is None else context)
         except TemplateError as e:
             # The config renders before the run files tell which variables are secrets, so a message
-            # quoting a value read through env (`{{ {}[env.TOKEN] }}`) is masked here (SPEC §4).
+            # quoting a value read through env (`{{ {}[env.TOKEN] }}`) is masked here (docs/secrets.md).
             read = self.renderer.env.reads | self.renderer.env_reads
             message = Redactor(self.environ[n] for n in read if self.environ.get(n))(e.message)
             raise ProblemsFound([self._problem((*self._origin(key), *e.path), message)]) from e
@@ -326,7 +326,7 @@ class Config:
         except ProblemsFound as e:
             if any("not a UUID" in p.message for p in e.problems):
                 raise
-            # A template that renders nothing (SPEC §3's own `{{ env.INTUNED_WORKSPACE_ID }}` with the
+            # A template that renders nothing (docs/configuration.md's own `{{ env.INTUNED_WORKSPACE_ID }}` with the
             # variable unset) means the same as no workspace_id at all.
             value = None
         if value is None:

@@ -1,4 +1,5 @@
-"""The desired runs of a repository (SPEC §2, §4): which run files there are, and what they add up to.
+"""The desired runs of a repository: which run files there are, and what they add up to
+(docs/configuration.md, docs/run-files.md).
 
 `load` discovers the run files, has a `runs.Loader` read each one, and `assemble`s the results: run
 keys unique across the repository, env/secret conflicts, short secrets. The watcher keeps per-file
@@ -43,7 +44,7 @@ def discover(config: Config) -> list[str] | Problem:
     message = None
     if not root.is_dir():
         message = f"runs_dir {config.relative(root)} does not exist: create it or set runs_dir in the config"
-    elif not root.is_relative_to(config.repository):  # SPEC §4: nothing is read from outside the repository
+    elif not root.is_relative_to(config.repository):  # nothing is read from outside it (docs/configuration.md)
         message = f"runs_dir {root} resolves outside the repository {config.repository}"
     if message is not None:
         # Addressed to the config's runs_dir key, or to the folder itself when there is no config file.
@@ -173,6 +174,6 @@ def load(
         loader = make_loader() if make_loader is not None else Loader(config, checker)
     except ProblemsFound as e:
         # A config template that fails (`{{ {}[env.TOKEN] }}`) may quote a secret's value: report it
-        # like any problem, with the secret names known so the redactor masks them (SPEC §4).
+        # like any problem, with the secret names known so the redactor masks them (docs/secrets.md).
         return Desired((), (), tuple(e.problems), _referenced_secrets(config))
     return assemble(config, [loader.config_result, *(loader.load_file(f) for f in files)], environ)

@@ -1,4 +1,4 @@
-"""YAML documents with an address for every value (SPEC §4).
+"""YAML documents with an address for every value (docs/run-files.md).
 
 PyYAML's C parser composes the node graph; we construct plain values from it with YAML 1.2 core-schema
 scalars (only true/false are booleans), rejecting duplicate keys, runaway aliases, oversize files,
@@ -99,7 +99,7 @@ _SEQ_TAG = "tag:yaml.org,2002:seq"
 
 
 class _Builder:
-    """Plain values from a node graph. The hot path of loading 10,000 runs (SPEC §12): one call per
+    """Plain values from a node graph. The hot path of loading 10,000 runs (docs/performance.md): one call per
     node, no per-node bookkeeping beyond what alias detection needs."""
 
     def __init__(self, file: str) -> None:

@@ -1,4 +1,4 @@
-"""A loopback emulator of the Intuned Run API (SPEC §10), for tests, demos and benchmarks.
+"""A loopback emulator of the Intuned Run API (docs/emulator.md), for tests, demos and benchmarks.
 
     POST /{workspaceId}/projects/{projectName}/run/start           201 {"runId": "ru_…", "status": "pending"}
     GET  /{workspaceId}/projects/{projectName}/run/{runId}/result  200 {"runId", "status", …}

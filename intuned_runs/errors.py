@@ -8,7 +8,7 @@
     ├── StateError              a state file or journal that cannot be trusted
     │   └── LockHeld            another process holds the state lock
     ├── StalePlan               a saved plan no longer matches the files or the state
-    ├── Refused                 apply refuses before sending anything (a guard of SPEC §7)
+    ├── Refused                 apply refuses before sending anything (a guard of docs/apply.md)
     ├── ApiError                an HTTP call failed (status, server message), already redacted
     └── Interrupted             SIGINT/SIGTERM; the CLI exits 130
 

@@ -1,4 +1,4 @@
-"""Fingerprints (SPEC §6): SHA-256 over canonical JSON of {project, name, request}, with the spec's
+"""Fingerprints (docs/plan.md): SHA-256 over canonical JSON of {project, name, request}, with the spec's
 documented defaults filled in, so writing a default out, reordering keys or rotating a secret (the
 request is the redacted view) is not a change."""
 
@@ -19,7 +19,7 @@ def normalized(value: Any, schema: dict[str, Any] | None) -> Any:
     schema `default` filled in, and integral floats written as integers.
 
     For oneOf/anyOf the variant is chosen as validation chooses it. With the Run API spec the defaults
-    are exactly SPEC §6's list: retry {maximumAttempts: 3}, saveTrace true, requestTimeout 600,
+    are exactly the list of docs/plan.md, Fingerprint: retry {maximumAttempts: 3}, saveTrace true, requestTimeout 600,
     authSession autoRecreate/checkAttempts/createAttempts/requestTimeout, sink skipOnFail false.
     """
     if isinstance(value, dict):
@@ -43,7 +43,7 @@ def normalized(value: Any, schema: dict[str, Any] | None) -> Any:
 
 
 def canonical(value: Any) -> bytes:
-    """Canonical JSON (SPEC §6): sorted keys, no spaces, UTF-8. `value` is already `normalized`."""
+    """Canonical JSON (docs/plan.md): sorted keys, no spaces, UTF-8. `value` is already `normalized`."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 

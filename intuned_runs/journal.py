@@ -1,4 +1,4 @@
-"""The journal beside the state (SPEC §7 "Crash safety"): `STATE.journal`, JSON lines.
+"""The journal beside the state (docs/apply.md, Crash safety): `STATE.journal`, JSON lines.
 
 An apply appends an intent (fsync'ed) before each request and the outcome after it. `replay` turns a
 state plus records into the next state; readers replay and never write, so a process killed at any
@@ -171,7 +171,7 @@ def replay(state: State, records: Iterable[Record], *, source: str = "journal") 
 
     The serial rises by exactly 1 when the records hold a submission, an outcome other than `failed`
     (an intent left without outcome counts as one), a forget, a move or a workspace; status-only and
-    failed-only journals leave it as it was (SPEC §9).
+    failed-only journals leave it as it was (docs/state.md).
     """
     entries = dict(state.entries)
     workspace_id = state.workspace_id

@@ -1,4 +1,4 @@
-"""The state lock (SPEC §7 "Locking"): one writer per state, released by the kernel when its holder dies.
+"""The state lock (docs/apply.md, Locking): one writer per state, released by the kernel when its holder dies.
 
 `fcntl.flock` on `STATE.lock`; the holder writes `{"pid", "host", "since", "command"}` into the file so a
 second process can name it. On a filesystem without flock the lock is the file's existence instead

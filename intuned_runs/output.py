@@ -1,4 +1,4 @@
-"""Where everything the user sees goes: stdout for reports, stderr for diagnostics (SPEC §11).
+"""Where everything the user sees goes: stdout for reports, stderr for diagnostics (docs/cli.md).
 
 Every write passes through the redactor, so a secret value can reach no stream even by mistake.
 """
@@ -20,7 +20,7 @@ class Output:
     verbose: bool = False
     quiet: bool = False
     debug: bool = False
-    no_color: bool = False  # accepted (SPEC §11); output is plain text, never coloured
+    no_color: bool = False  # accepted (docs/cli.md); output is plain text, never coloured
 
     _progress_shown: bool = False
 
@@ -30,7 +30,7 @@ class Output:
             self._progress_shown = False
 
     def progress(self, done: int, total: int, label: str) -> None:
-        """A one-line progress bar on stderr, only when a person is watching (SPEC §7, §11)."""
+        """A one-line progress bar on stderr, only when a person is watching (docs/cli.md, Streams and colour)."""
         if not self.interactive() or total <= 0:
             return
         width = 30

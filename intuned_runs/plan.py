@@ -1,4 +1,4 @@
-"""The plan (SPEC §6): a pure function of the desired runs and the state. No I/O, no clock.
+"""The plan (docs/plan.md): a pure function of the desired runs and the state. No I/O, no clock.
 
 The first matching rule decides each run's action:
   1 unknown outcome in state   → submit (with --run: requested; with --retry-unknown: unknown) | blocked
@@ -97,7 +97,7 @@ ONCE_PER_WATCH = frozenset({"always", "requested"})
 
 
 def for_watch(plan: Plan, submitted_once: frozenset[str]) -> Plan:
-    """Watch mode (SPEC §8): an `always` run, and a run forced with --run, is submitted at most once per
+    """Watch mode (docs/watch.md): an `always` run, and a run forced with --run, is submitted at most once per
     session; a save of another file must not submit it again. (Forgets stay in the plan, shown; watch
     never applies them.)"""
     from dataclasses import replace
@@ -142,7 +142,7 @@ def make_plan(
     memo: dict[str, PlannedRun] | None = None,
 ) -> Plan:
     """`memo` (watch): PlannedRuns of an earlier call with the same options; one whose Run and Entry are
-    the very same objects is reused, so re-planning after one file changed costs little (SPEC §12)."""
+    the very same objects is reused, so re-planning after one file changed costs little (docs/performance.md)."""
     runs = list(runs)
     defined = {r.key for r in runs}
     entries, done = apply_moves(state.entries, moves, defined)
@@ -170,7 +170,7 @@ def make_plan(
         stored_fp = entry.fingerprint if entry is not None else None
         if entry is not None and stored_fp != fp and fingerprint(run.project, run.name, entry.request) == fp:
             # An entry moved here (`moved:` now or in an earlier apply, `state mv`) keeps the hash of its old
-            # name: the same request under this key is the same definition, not a change (SPEC §6).
+            # name: the same request under this key is the same definition, not a change (docs/plan.md).
             stored_fp = fp
         diff: list[dict[str, Any]] = []
         if entry is not None and entry.unknown is not None:  # blocked even after a removal and re-add

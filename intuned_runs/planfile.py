@@ -1,4 +1,4 @@
-"""Saved plans (SPEC §6): `plan --out FILE` and `apply FILE`.
+"""Saved plans (docs/plan.md): `plan --out FILE` and `apply FILE`.
 
 A saved plan holds the plan's JSON plus what is needed to re-render the same runs and to notice that
 the world moved on: the state's lineage and serial, the workspace, the inputs (env, --var). No secret

@@ -1,4 +1,4 @@
-"""A Problem is one addressed finding: FILE:LINE:COL, severity, JSON path, message (SPEC §5)."""
+"""A Problem is one addressed finding: FILE:LINE:COL, severity, JSON path, message (docs/validation.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Defence in depth (SPEC §4): every output and file passes through a Redactor.
+"""Defence in depth (docs/secrets.md): every output and file passes through a Redactor.
 
 Secret values (and the API key) of 6+ characters are replaced by `***` wherever they appear, also in
 their JSON-escaped, percent-encoded and base64 forms.

@@ -1,4 +1,4 @@
-"""Formatting of problems and rendered runs (SPEC §5): text, json, github annotations, YAML.
+"""Formatting of problems and rendered runs (docs/validation.md): text, json, github annotations, YAML.
 
 Functions here return strings; the CLI hands them to Output, which redacts and writes.
 """
@@ -177,7 +177,7 @@ def plan_text(plan: Plan, verbose: bool) -> list[str]:
 
 
 def watch_plan_lines(plan: Plan, previous: Plan | None, verbose: bool) -> list[str]:
-    """watch (SPEC §8): the whole plan at start; after a batch only runs whose action changed."""
+    """watch (docs/watch.md): the whole plan at start; after a batch only runs whose action changed."""
     if previous is None:
         return plan_text(plan, verbose)
     before = {r.key: (r.action, r.reason) for r in previous.runs}

@@ -1,7 +1,7 @@
 """One invocation's view of the user's repository: config, schema, desired runs, secrets.
 
 This is where the pipeline's first stages are wired together, so every command loads, renders and
-validates the same way (SPEC §5: "Every other command runs the same validation first").
+validates the same way (docs/validation.md: every command validates first).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class Repository:
 
     def missing_secrets(self, runs: list[Run]) -> list[str]:
         if self.config.settings.emulator:
-            return []  # the emulator sends placeholder text for unset secrets (SPEC §7)
+            return []  # the emulator sends placeholder text for unset secrets (docs/apply.md)
         return sorted({n for run in runs for n in run.secrets if not self.environ.get(n)})
 
     # -- state and plan --------------------------------------------------------------------------------
@@ -142,7 +142,7 @@ def _loading() -> Iterator[None]:
     """Load without the cyclic garbage collector, then freeze what was loaded.
 
     Loading builds hundreds of thousands of long-lived objects and creates almost no cycles; each full
-    collection would walk all of them again (measured: a quarter of a 10,000-run plan, SPEC §12).
+    collection would walk all of them again (measured: a quarter of a 10,000-run plan, docs/performance.md).
     Reference counting still frees everything that is not in a cycle."""
     enabled = gc.isenabled()
     gc.disable()

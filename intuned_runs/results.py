@@ -1,4 +1,5 @@
-"""Run results (SPEC §7 Waiting, §9 status): fetch, poll with backoff until final, record final statuses.
+"""Run results: fetch, poll with backoff until final, record final statuses (docs/apply.md, Waiting;
+docs/state.md, status).
 
 Statuses the tool does not know are shown as they come; only completed, failed and canceled are final.
 """

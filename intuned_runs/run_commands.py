@@ -1,4 +1,4 @@
-"""The commands that talk to the Run API: apply, watch and status (SPEC §7–9).
+"""The commands that talk to the Run API: apply, watch and status (docs/apply.md, docs/watch.md, docs/state.md).
 
 Like every handler, each turns arguments into one library call (`apply.run_apply`, `watch.run_watch`,
 `results.fetch`) and hands what it returns to the reporter; signals, the emulator and prompts are wired
@@ -24,7 +24,7 @@ from intuned_runs.problems import errors_in
 
 @contextlib.contextmanager
 def _signals(out: Output, *, interrupt_until_sending: bool = False) -> Iterator[Signals]:
-    """SIGINT/SIGTERM: stop new submissions; a second SIGINT abandons in-flight ones (SPEC §7).
+    """SIGINT/SIGTERM: stop new submissions; a second SIGINT abandons in-flight ones (docs/apply.md).
     The previous handlers come back afterwards (main() may be called in-process)."""
     import signal
 
@@ -51,7 +51,7 @@ def _signals(out: Output, *, interrupt_until_sending: bool = False) -> Iterator[
 
 
 def _emulated(args: argparse.Namespace, environ: dict[str, str], out: Output):  # type: ignore[no-untyped-def]
-    """--emulator: an in-process emulator, a throwaway key and workspace, state of its own (SPEC §7)."""
+    """--emulator: an in-process emulator, a throwaway key and workspace, state of its own (docs/apply.md)."""
     from intuned_runs.config import EMULATOR_WORKSPACE
     from intuned_runs.emulator import Emulator
 
@@ -248,7 +248,7 @@ def watch(args: argparse.Namespace, out: Output) -> int:
     from intuned_runs.report import blocked_lines, outcome_line, watch_plan_lines
     from intuned_runs.watch import Watcher, WatchOptions, WatchReport, run_watch
 
-    environ = dict(os.environ)  # read once (SPEC §8)
+    environ = dict(os.environ)  # read once (docs/watch.md)
     emulator = _emulated(args, environ, out) if args.emulator else None
     try:
         settings: Settings = settings_from(args)
@@ -258,7 +258,7 @@ def watch(args: argparse.Namespace, out: Output) -> int:
             raise UsageError("watch --apply needs INTUNED_API_KEY (or --emulator)")
 
         def show_plan(plan, previous) -> None:  # type: ignore[no-untyped-def]
-            for line in blocked_lines(plan):  # every plan lists blocked runs on stderr (SPEC §6)
+            for line in blocked_lines(plan):  # every plan lists blocked runs on stderr (docs/plan.md)
                 out.err(line)
             for line in watch_plan_lines(plan, previous, out.verbose):
                 out.out(line)

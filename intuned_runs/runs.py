@@ -1,4 +1,4 @@
-"""Run files under `runs_dir` → the desired runs (SPEC §4): load, merge defaults, expand the matrix,
+"""Run files under `runs_dir` → the desired runs (docs/run-files.md): load, merge defaults, expand the matrix,
 render (secrets as placeholders), validate. Every problem is collected with its address.
 
 Results are kept per file so the watcher re-reads only the files that changed.
@@ -52,7 +52,7 @@ class Run:
     source: Source
     request: dict[str, Any]
     secrets: frozenset[str]
-    fingerprint: str  # of the redacted request, with defaults filled (SPEC §6)
+    fingerprint: str  # of the redacted request, with defaults filled (docs/plan.md)
     # What the real view is rendered from, only for the body apply sends.
     raw_request: Any = field(compare=False, repr=False)
     context: Mapping[str, Any] = field(compare=False, repr=False)
@@ -73,7 +73,7 @@ class FileResult:
     problems: list[Problem] = field(default_factory=list)
     env_reads: frozenset[str] = frozenset()
     # Names written as secret('NAME') anywhere in the file, also in runs that failed to render: the
-    # redactor must know them before any problem is printed (SPEC §4).
+    # redactor must know them before any problem is printed (docs/secrets.md).
     secret_refs: frozenset[str] = frozenset()
     text: str = ""  # kept to address rare whole-repository problems
 
@@ -87,7 +87,7 @@ class Loader:
         self.renderer: Renderer = config.renderer
         self.vars = config.vars
         self.default_project = config.default_project
-        # The config's own env reads, checked against secret() names like a run file's (SPEC §4).
+        # The config's own env reads, checked against secret() names like a run file's (docs/secrets.md).
         self.config_result = FileResult(
             config.file or "intuned-runs.yaml",
             problems=list(config.warnings),
@@ -299,9 +299,9 @@ class Loader:
         source: Source,
         result: FileResult,
     ) -> None:
-        """Render one run in SPEC order (matrix → name → project → labels → trigger → request). A field
-        that fails is reported and left out of `run.*`; the later fields are still checked, so one
-        validate shows every problem of the run."""
+        """Render one run in order (matrix → name → project → labels → trigger → request; see
+        docs/templating.md, Render order). A field that fails is reported and left out of `run.*`; the later
+        fields are still checked, so one validate shows every problem of the run."""
         run: dict[str, Any] = {}
         context = {**base, "matrix": combination, "run": run}
         ok = True

@@ -1,4 +1,4 @@
-"""The Run API request-body schema: pulled from the OpenAPI document, shipped inside the package (SPEC §9)."""
+"""The Run API request-body schema: pulled from the OpenAPI document, shipped inside the package (docs/schema.md)."""
 
 from __future__ import annotations
 
@@ -128,7 +128,7 @@ def load(path: str | None = None) -> dict[str, Any]:
 
 
 def version(schema: dict[str, Any]) -> str:
-    """The spec's info.version recorded in the `$comment` (state keeps it, SPEC §6)."""
+    """The spec's info.version recorded in the `$comment` (state keeps it, docs/plan.md)."""
     comment = str(schema.get("$comment", ""))
     marker = "(info.version "
     start = comment.rfind(marker)

@@ -1,4 +1,4 @@
-"""Selectors (SPEC §6): a case-sensitive glob on PROJECT/NAME (on NAME alone when it has no `/`),
+"""Selectors (docs/plan.md): a case-sensitive glob on PROJECT/NAME (on NAME alone when it has no `/`),
 or `label:KEY=VALUE`. Every selector must match at least one run or state entry."""
 
 from __future__ import annotations

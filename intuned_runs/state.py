@@ -1,4 +1,4 @@
-"""The state: what was submitted, per run key (SPEC §9). Plain, immutable data; no I/O.
+"""The state: what was submitted, per run key (docs/state.md). Plain, immutable data; no I/O.
 
 The file format is `dumps(state)`; the journal (`journal.py`) records an apply's steps and the store
 (`store.py`) reads, folds and writes them, crash-safe.
@@ -39,7 +39,7 @@ class Unknown:
     reason: str
     # The entry as it was before the attempt whose outcome is unknown (a re-run or a change of a run
     # submitted earlier), so `state resolve --not-submitted` can put it back instead of making the run
-    # look new and submitting an already-submitted definition again (SPEC §1). Stored only when there
+    # look new and submitting an already-submitted definition again (docs/README.md). Stored only when there
     # was one.
     previous: Entry | None = None
 
@@ -63,7 +63,7 @@ class Entry:
 
     @property
     def is_tombstone(self) -> bool:
-        """Forgotten: kept so that re-adding the identical run is unchanged, not new (SPEC §6)."""
+        """Forgotten: kept so that re-adding the identical run is unchanged, not new (docs/plan.md)."""
         return self.removed_at is not None
 
     def to_json(self) -> dict[str, Any]:
@@ -109,7 +109,7 @@ class State:
     def with_fingerprints(
         self, fn: Callable[[str, dict[str, Any]], str], fingerprint_version: int, schema_version: str | None
     ) -> State:
-        """Recompute every fingerprint (tombstones too) from the stored redacted request (SPEC §6)."""
+        """Recompute every fingerprint (tombstones too) from the stored redacted request (docs/plan.md)."""
 
         def again(key: str, entry: Entry) -> Entry:
             unknown = entry.unknown
@@ -137,7 +137,7 @@ def bump(state: State) -> State:
 
 
 def dumps(state: State) -> str:
-    """The state file's exact text (SPEC §9): it diffs and merges well in git."""
+    """The state file's exact text (docs/state.md): it diffs and merges well in git."""
     return json.dumps(state.to_json(), indent=2, sort_keys=True) + "\n"
 
 

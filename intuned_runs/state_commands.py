@@ -1,4 +1,4 @@
-"""`intuned-runs state list|show|mv|forget|resolve|unlock` (SPEC §9).
+"""`intuned-runs state list|show|mv|forget|resolve|unlock` (docs/state.md).
 
 Edits take the lock, fold any leftover journal, change the state, bump the serial and write it
 atomically. forget and resolve prompt on a TTY and need --yes otherwise.
@@ -139,7 +139,7 @@ def resolve(args: argparse.Namespace, out: Output) -> int:
         raise UsageError("--run-id goes with --submitted")
 
     def change(state: State, now: str) -> State | None:
-        # Tombstones too: a removed and re-added run is still blocked by its unknown outcome (SPEC §6).
+        # Tombstones too: a removed and re-added run is still blocked by its unknown outcome (docs/plan.md).
         unknown = {k: e for k, e in state.entries.items() if e.unknown is not None}
         check_all_match(selectors, ((k, None) for k in unknown), "selector (of runs with an unknown outcome)")
         keys = sorted(k for k in unknown if any_match(selectors, k, None))

@@ -1,10 +1,10 @@
-"""The state store (SPEC §7, §9): `state.json` and its journal, read, folded and written crash-safe.
+"""The state store (docs/state.md): `state.json` and its journal, read, folded and written crash-safe.
 
     state.json           the folded state: JSON, indent 2, keys sorted, written atomically
     state.json.journal   JSON lines since the last fold: a header, then intent/outcome records
 
 The store keeps whatever requests it is given: callers hand it redacted requests (placeholders for
-secrets); an optional Redactor masks any secret value that slipped through, as defence in depth (SPEC §4).
+secrets); an optional Redactor masks any secret value that slipped through, as defence in depth (docs/secrets.md).
 """
 
 from __future__ import annotations
@@ -248,7 +248,7 @@ class StateStore:
         self.ensure_gitignore()
 
     def ensure_gitignore(self) -> None:
-        """Write `.intuned-runs/.gitignore` if absent (SPEC §9).
+        """Write `.intuned-runs/.gitignore` if absent (docs/state.md).
 
         Only in a directory named `.intuned-runs` (the state's own, or its parent for the emulator's
         state): a state kept elsewhere lives in the user's directory, where a `*.lock` rule could hide

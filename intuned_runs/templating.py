@@ -1,4 +1,4 @@
-"""Jinja templating in a sandbox (SPEC §4, Templating and Secrets).
+"""Jinja templating in a sandbox (docs/templating.md, docs/secrets.md).
 
 Every string value is a template; strings without `{{`/`{%` are returned untouched. A value that is
 exactly one `{{ expression }}` keeps the expression's Python value. Each distinct source is compiled
@@ -62,7 +62,7 @@ class EnvVars(Mapping[str, str]):
 
     def __iter__(self) -> Iterator[str]:
         # Reads by name only: `env.items()` or `env | dictsort` would read secret() variables (and
-        # every other one) past the check that forbids reading a secret through env (SPEC §4).
+        # every other one) past the check that forbids reading a secret through env (docs/secrets.md).
         raise TemplateError("env is read one variable at a time, as env.NAME")
 
     def __len__(self) -> int:
@@ -186,7 +186,7 @@ _CONSTANT_NAMES = frozenset({"vars", "env", "secret"})
 def _constant(ast: nodes.Template) -> bool:
     """True when a template's value is the same for every run: it reads only vars, env (both fixed for
     a process) and secret() with literal names, and uses nothing random. Such values are rendered once:
-    a repository of 10,000 runs repeats `{{ vars.limit }}` 10,000 times (SPEC §12)."""
+    a repository of 10,000 runs repeats `{{ vars.limit }}` 10,000 times (docs/performance.md)."""
     if not meta.find_undeclared_variables(ast) <= _CONSTANT_NAMES:
         return False
     if any(f.name == "random" for f in ast.find_all(nodes.Filter)):
@@ -215,7 +215,7 @@ class Renderer:
     def with_secrets(self, *, fill_unset: bool = False) -> Renderer:
         """The real view: secret(NAME) returns the environment's value (for the sent body only).
 
-        `fill_unset` (the emulator, SPEC §7): an unset secret sends its placeholder text instead."""
+        `fill_unset` (the emulator, docs/apply.md): an unset secret sends its placeholder text instead."""
         real = Renderer(self.environ, (), placeholders=False)
         real.env = self.env
         real._cache = self._cache  # compiled code does not depend on the view
@@ -305,7 +305,7 @@ class Renderer:
         """Render every string (not key) of a value; errors carry the path of the failing string.
 
         With `errors`, every failing string is collected there (its value becomes None) instead of
-        raising at the first, so one validate reports them all (SPEC §5)."""
+        raising at the first, so one validate reports them all (docs/validation.md)."""
         if isinstance(value, str):
             try:
                 return self.render_string(value, context, secrets_allowed=secrets_allowed)

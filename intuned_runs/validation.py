@@ -1,4 +1,4 @@
-"""Checks a rendered request against the pulled schema, in words a user can act on (SPEC §5).
+"""Checks a rendered request against the pulled schema, in words a user can act on (docs/validation.md).
 
 jsonschema finds the problems; we translate them: `oneOf`/`anyOf` are resolved to the variant the
 request means (a `type` discriminator, or the variant whose required keys are present) and that
@@ -165,7 +165,7 @@ def _keywords_known(schema: Any, in_properties: bool = False) -> bool:
 
 def _compiled(schema: dict[str, Any]) -> Callable[[Any], Any] | None:
     """A compiled validator answering "is this valid?" ~25x faster than jsonschema, for the common case
-    (SPEC §12: a plan of 10,000 runs). Defaults are never written into the request (use_default=False)
+    (docs/performance.md: a plan of 10,000 runs). Defaults are never written into the request (use_default=False)
     and `format` stays an annotation (use_formats=False)."""
     if not _keywords_known(schema):
         return None
@@ -328,7 +328,7 @@ _PLAIN_HEADERS = {"content-type", "accept", "user-agent", "content-encoding", "a
 
 
 def literal_credentials(raw: Any) -> list[tuple[Path, str]]:
-    """Literal credentials in a run's request (SPEC §4): they belong in secret()."""
+    """Literal credentials in a run's request (docs/secrets.md): they belong in secret()."""
     if not isinstance(raw, dict):
         return []
     suspects: list[tuple[Path, Any]] = []

@@ -1,4 +1,4 @@
-"""`intuned-runs watch [--apply]` (SPEC §8): keep a directory planned, or applied, as it is edited.
+"""`intuned-runs watch [--apply]` (docs/watch.md): keep a directory planned, or applied, as it is edited.
 
 The watcher is armed before the first plan, so edits made while a plan or apply runs are seen by the
 next batch. Only changed files are re-read (their parsed, rendered and validated runs are kept per
@@ -49,7 +49,7 @@ class WatchOptions:
     lock_timeout: float = 0.0
     read_timeout: float = 60.0
     api_key: str = ""
-    interactive: bool = False  # without a person at a TTY, max_submit guards every batch (SPEC §7)
+    interactive: bool = False  # without a person at a TTY, max_submit guards every batch (docs/apply.md)
     max_submit: int | None = None  # None: the config's
 
 
@@ -141,7 +141,7 @@ class Watcher:
             return
         self.report.plan(plan, self.previous)
         self.previous = plan
-        # SPEC §12's watch figure: from receiving the batch to the end of the plan output.
+        # the watch figure of docs/performance.md: from receiving the batch to the end of the plan output.
         self.report.timing(f"planned in {(time.perf_counter() - started) * 1000:.1f} ms")
         if self.options.apply:
             self._apply(desired)

@@ -163,7 +163,7 @@ class UserRepo:
 
 
 def state_entry(request: dict[str, Any], fingerprint: str, **fields: Any) -> dict[str, Any]:
-    """One entry of a hand-written state file (SPEC §9 shape)."""
+    """One entry of a hand-written state file (docs/state.md shape)."""
     entry: dict[str, Any] = {
         "fingerprint": fingerprint,
         "request": request,

@@ -71,7 +71,7 @@ def test_every_run_is_sent_once_with_its_intent_durable_before_it() -> None:
         assert journal.records.index(
             next(r for r in journal.records if isinstance(r, IntentRecord) and r.key == key)
         ) < (journal.records.index(next(r for r in journal.records if isinstance(r, SubmittedRecord) and r.key == key)))
-    # Intents are made durable in batches, far fewer fsyncs than runs (SPEC §7 allows 2 x concurrency
+    # Intents are made durable in batches, far fewer fsyncs than runs (docs/apply.md allows 2 x concurrency
     # false unknowns: in flight plus at most `concurrency` journaled ahead).
     assert journal.durable_calls < 100 // 2
 

@@ -1,4 +1,4 @@
-"""The state lock (SPEC §7 Locking): a second apply while one is submitting fails at once naming the
+"""The state lock (docs/apply.md, Locking): a second apply while one is submitting fails at once naming the
 holder, or waits with --lock-timeout; either way no run is sent twice.
 
 The first apply is the installed command in a process of its own, held up by the emulator's latency;

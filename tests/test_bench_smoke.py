@@ -1,4 +1,4 @@
-"""Smoke tests of the benchmarks in `bench/` (SPEC §12): the generated repository has exactly the shape
+"""Smoke tests of the benchmarks in `bench/` (docs/performance.md): the generated repository has exactly the shape
 the benchmarks claim, the floors run and measure what they say, and `bench/run.py --quick` prints a row
 for every benchmark. The scripts run as a user runs them: `python3 bench/NAME.py …`."""
 

@@ -1,4 +1,4 @@
-"""Canary (SPEC §4 Secrets): secret values set in the environment, and the API key, reach the sent
+"""Canary (docs/secrets.md): secret values set in the environment, and the API key, reach the sent
 request and nothing else — not apply's output (text, --json, --debug), the state file, the journal, a
 saved plan, nor the message of a failing HTTP call, even from a server that echoes the body back."""
 

@@ -1,4 +1,4 @@
-"""Canaries (SPEC §4 Secrets): with secret variables and the API key set to recognisable values, validate
+"""Canaries (docs/secrets.md): with secret variables and the API key set to recognisable values, validate
 and render — in every format, with -v and --debug, also when a problem's message would quote a value —
 never show a value, nor its JSON-escaped, percent-encoded or base64 form."""
 

@@ -1,4 +1,4 @@
-"""`intuned-runs apply` end to end against the emulator on 127.0.0.1 (SPEC §7): what is sent, what is
+"""`intuned-runs apply` end to end against the emulator on 127.0.0.1 (docs/apply.md): what is sent, what is
 not, the guards, each outcome class, unknown outcomes and their resolution, --wait and status."""
 
 from __future__ import annotations
@@ -724,7 +724,7 @@ def test_wait_gives_up_after_its_timeout_and_keeps_the_run_id(user_repo: UserRep
 
 
 def test_an_unknown_rerun_resolved_as_not_submitted_restores_the_earlier_submission(one_run: UserRepo) -> None:
-    """SPEC §1: resolving must never make an already-submitted definition look new."""
+    """docs/README.md: resolving must never make an already-submitted definition look new."""
     with Emulator(complete_after=0, script=[201, 500]) as emu:
         assert one_run.cli("apply", "--yes", *remote(emu)).code == 0
         first = one_run.state()["entries"]["shop/daily-us"]

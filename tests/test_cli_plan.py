@@ -1,4 +1,4 @@
-"""`intuned-runs plan` end to end (SPEC §6): text, JSON, markdown, exit codes, blocked runs; saved plans
+"""`intuned-runs plan` end to end (docs/plan.md): text, JSON, markdown, exit codes, blocked runs; saved plans
 (`plan --out FILE`, `apply FILE`) against the emulator on 127.0.0.1."""
 
 from __future__ import annotations
@@ -421,7 +421,7 @@ def test_apply_of_a_saved_plan_takes_no_planning_options(
 
 
 def test_max_submit_guards_a_saved_plan_too(user_repo: UserRepo, emulator: Emulator) -> None:
-    """SPEC §7: without a TTY, a plan submitting more than max_submit runs is refused, saved or not, so
+    """docs/apply.md: without a TTY, a plan submitting more than max_submit runs is refused, saved or not, so
     CI's `plan --out` + `apply FILE` cannot resubmit a whole repository after a lost state."""
     user_repo.standard()
     plan_file = _save(user_repo, emulator)

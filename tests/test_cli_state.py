@@ -1,4 +1,4 @@
-"""`intuned-runs state list|show|mv|forget|resolve|unlock` end to end (SPEC §9), and a state that cannot
+"""`intuned-runs state list|show|mv|forget|resolve|unlock` end to end (docs/state.md), and a state that cannot
 be trusted (corrupt, truncated, newer version, foreign journal): an error for every command, never an
 empty state."""
 

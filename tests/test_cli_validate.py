@@ -1,6 +1,6 @@
-"""`intuned-runs validate` end to end (SPEC §4–5, §11): output formats, the bad-input corpus, the examples
-of this repository, and the conventions every command shares (--version, --help, usage errors, global
-options after the command)."""
+"""`intuned-runs validate` end to end (docs/run-files.md, docs/validation.md, docs/cli.md): output formats,
+the bad-input corpus, the examples of this repository, and the conventions every command shares
+(--version, --help, usage errors, global options after the command)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("clean_env")
 PROJECT = Path(__file__).resolve().parent.parent
 CORPUS = Path(__file__).resolve().parent / "corpus"
 
-# Each corpus file, dropped into runs.d/, gives exactly this one line (SPEC §4: FILE:LINE:COL, or FILE for
+# Each corpus file, dropped into runs.d/, gives exactly this one line (docs/run-files.md: FILE:LINE:COL, or FILE for
 # a whole-file problem).
 CORPUS_LINES = {
     "alias-bomb.yaml": "runs.d/alias-bomb.yaml:2:14: error: more than 10000 alias expansions: simplify the anchors",
@@ -122,7 +122,7 @@ def test_runs_dir_linked_outside_the_repository(repo: Repo, tmp_path: Path) -> N
     result = repo.cli("render")
     assert (result.code, result.out) == (1, "")
     assert result.err_lines == [
-        # no config file: addressed to the folder itself (SPEC §5: a problem of a whole file)
+        # no config file: addressed to the folder itself (docs/validation.md: a problem of a whole file)
         f"runs.d: error: runs_dir {tmp_path / 'elsewhere'} resolves outside the repository {repo.root}"
     ]
 

@@ -1,4 +1,4 @@
-"""The config file and its layers (SPEC §2–3): discovery, --config, unknown keys, environments, precedence,
+"""The config file and its layers (docs/configuration.md): discovery, --config, unknown keys, environments, precedence,
 --var, and values rendered only when a command uses them."""
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def test_unknown_keys_are_errors_with_a_suggestion(repo: Repo) -> None:
     repo.write("runs.d/a.yaml", VARS_RUN)
     result = repo.cli("validate")
     assert result.code == 1
-    assert result.out_lines == [  # validate reports on stdout (SPEC §5)
+    assert result.out_lines == [  # validate reports on stdout (docs/validation.md)
         "intuned-runs.yaml:1:10: error: base_ur: unknown key 'base_ur'; did you mean 'base_url'?",
         "intuned-runs.yaml:2:9: error: colour: unknown key 'colour'",
         "intuned-runs.yaml:5:15: error: environments.prod.runs_dri: unknown key 'runs_dri'; did you mean 'runs_dir'?",
@@ -203,7 +203,7 @@ def test_unknown_environment_is_an_error_with_a_suggestion(repo: Repo) -> None:
     repo.write("intuned-runs.yaml", ENVIRONMENTS)
     repo.write("runs.d/a.yaml", VARS_RUN)
     result = repo.cli("validate", "--env", "prd")
-    # A problem of a flag, addressed to it and reported by validate on stdout (SPEC §5)
+    # A problem of a flag, addressed to it and reported by validate on stdout (docs/validation.md)
     assert (result.code, result.err) == (1, "")
     assert result.out == "<flag --env>: error: unknown environment 'prd' (known: prod, staging); did you mean 'prod'?\n"
 
@@ -405,7 +405,7 @@ def test_parse_var_reads_a_yaml_1_2_scalar(text: str, keys: list[str], value: ob
 def test_bad_var_flags_are_addressed_to_the_flag(repo: Repo, text: str, line: str) -> None:
     repo.write("runs.d/a.yaml", VARS_RUN)
     result = repo.cli("validate", "--var", text)
-    # validate reports every problem on stdout, flag problems included (SPEC §5)
+    # validate reports every problem on stdout, flag problems included (docs/validation.md)
     assert (result.code, result.out_lines, result.err) == (1, [line], "")
 
 

@@ -1,4 +1,4 @@
-"""Crash safety (SPEC §7): `intuned-runs apply` SIGKILLed while requests are in flight.
+"""Crash safety (docs/apply.md): `intuned-runs apply` SIGKILLed while requests are in flight.
 
 The emulator runs in a process of its own and records every start request it receives (JSON lines,
 flushed per request), so the count of bodies received survives the apply's death. The properties:

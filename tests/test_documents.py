@@ -1,4 +1,4 @@
-"""YAML loading with addresses (SPEC §4): YAML 1.2 core scalars, duplicate keys, aliases, size, encoding,
+"""YAML loading with addresses (docs/run-files.md): YAML 1.2 core scalars, duplicate keys, aliases, size, encoding,
 paths that leave the repository. Library level; the end-to-end corpus is in test_cli_validate.py."""
 
 from __future__ import annotations

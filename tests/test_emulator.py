@@ -1,4 +1,4 @@
-"""The emulator over real HTTP on 127.0.0.1 (SPEC §10)."""
+"""The emulator over real HTTP on 127.0.0.1 (docs/emulator.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Fingerprints (SPEC §6): what is and is not a change, the exact hashing rule, and the state's
+"""Fingerprints (docs/plan.md): what is and is not a change, the exact hashing rule, and the state's
 recompute when the fingerprint rules or the schema version change."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The pure plan (SPEC §6): `make_plan` of desired runs and a state, as tables — every rule, every reason.
+"""The pure plan (docs/plan.md): `make_plan` of desired runs and a state, as tables — every rule, every reason.
 
 Runs and state entries are built directly; fingerprints are the real ones (packaged schema), so a
 case reads as "this definition against that stored definition".

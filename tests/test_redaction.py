@@ -1,4 +1,4 @@
-"""The redactor (SPEC §4, defence in depth): secret values of 6+ characters and their JSON-escaped,
+"""The redactor (docs/secrets.md, defence in depth): secret values of 6+ characters and their JSON-escaped,
 percent-encoded and base64 forms become `***` in everything written."""
 
 from __future__ import annotations

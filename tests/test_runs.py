@@ -1,5 +1,6 @@
-"""Run files (SPEC §2, §4): discovery, defaults, keys, matrix, names, projects, labels, triggers, render
-order, and `render` output with selectors (§5). End to end through `intuned-runs`."""
+"""Run files (docs/configuration.md, docs/run-files.md): discovery, defaults, keys, matrix, names, projects,
+labels, triggers, render order, and `render` output with selectors (docs/validation.md). End to end
+through `intuned-runs`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`intuned-runs schema pull [--spec] [--check]` (SPEC §9) and the config's `schema:` override."""
+"""`intuned-runs schema pull [--spec] [--check]` (docs/state.md) and the config's `schema:` override."""
 
 from __future__ import annotations
 

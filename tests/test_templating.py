@@ -1,4 +1,4 @@
-"""Jinja templating in a sandbox (SPEC §4 Templating, Secrets): types, undefined names, env_allow, the
+"""Jinja templating in a sandbox (docs/templating.md, docs/secrets.md): types, undefined names, env_allow, the
 sandbox, secret() rules. Library level first, then the same rules seen through `intuned-runs`."""
 
 from __future__ import annotations
@@ -363,7 +363,7 @@ def test_secret_in_config_is_an_error(repo: Repo) -> None:
     repo.write("runs.d/a.yaml", _run("parameters: {}"))
     result = repo.cli("validate")
     assert result.code == 1
-    assert result.out_lines == [  # validate reports on stdout (SPEC §5)
+    assert result.out_lines == [  # validate reports on stdout (docs/validation.md)
         "intuned-runs.yaml:1:15: error: vars.token: secret() may only be used inside request"
     ]
 

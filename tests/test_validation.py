@@ -1,5 +1,5 @@
-"""Validation of each rendered request against the pulled schema, in SPEC §5's words, plus the warnings
-of §4 (literal credentials, short secrets). End to end through `intuned-runs validate`, and the checker
+"""Validation of each rendered request against the pulled schema, in the words of docs/validation.md, plus the warnings
+of docs/secrets.md (literal credentials, short secrets). End to end through `intuned-runs validate`, and the checker
 on its own for what the command cannot show."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def request_file(request: str) -> str:
     return f"runs:\n  - name: a\n    project: p\n    request:\n{body}\n"
 
 
-# -- SPEC §5 messages -----------------------------------------------------------------------------
+# -- docs/validation.md messages -----------------------------------------------------------------------------
 
 
 def test_the_spec_example_line(repo: Repo) -> None:
@@ -304,7 +304,7 @@ def test_warnings_alone_exit_0_without_the_summary(repo: Repo) -> None:
     assert len(result.out_lines) == 1
 
 
-# -- literal credentials and short secrets (SPEC §4) -----------------------------------------------
+# -- literal credentials and short secrets (docs/secrets.md) -----------------------------------------------
 
 LITERAL = "looks like a literal credential: use {{ secret('NAME') }} and set NAME in the environment"
 PROXY = "proxy URL holds a literal password: use {{ secret('NAME') }} for the URL"

@@ -1,4 +1,4 @@
-"""watch (SPEC §8) with real files, real filesystem events and the emulator on 127.0.0.1.
+"""watch (docs/watch.md) with real files, real filesystem events and the emulator on 127.0.0.1.
 
 The watcher runs in a thread of the test process and is stopped through its stop event, as the CLI
 stops it on SIGINT. Waiting is bounded polling on what the watcher reported, never a fixed sleep.
@@ -135,7 +135,7 @@ def test_watch_apply_follows_edits_errors_new_folders_and_deletions(repo: Path, 
         recorder.wait_for(lambda t: "✓ shop/beta" in t, "a new file in a new folder to be applied")
 
         (repo / "runs.d" / "new" / "deeper" / "b.yaml").unlink()
-        recorder.wait_for(  # shown as to forget, never applied (SPEC §8)
+        recorder.wait_for(  # shown as to forget, never applied (docs/watch.md)
             lambda t: t.rstrip().endswith("1 to forget, 0 blocked."),
             "the deletion to be planned",
         )
@@ -197,6 +197,6 @@ def test_watch_submits_a_run_forced_with_run_once_per_session(repo: Path, emulat
     finally:
         stop.set()
         thread.join(10)
-    # A save of another file must not submit the forced run again (SPEC §1: never twice by accident).
+    # A save of another file must not submit the forced run again (docs/README.md: never twice by accident).
     assert recorder.text().count("✓ shop/alpha") == 1
     assert len(emulator.received) == 1

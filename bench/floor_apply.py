@@ -8,7 +8,7 @@ seconds from the first request the server receives to the last, read from the se
 client start-up is excluded exactly as it is for apply. The emulator's capacity is measured too: several
 client processes of the faster kind at once, to show the server is not what limits the figures.
 
-The server (`intuned_runs.emulator.Emulator`) runs in this process and each client in a fresh one, as
+The server (`intuned_runs.emulator.server.Emulator`) runs in this process and each client in a fresh one, as
 `intuned-runs apply` does, so client and server never share an interpreter lock.
 
     python3 bench/floor_apply.py [--runs 1000] [--concurrency 32] [--repeat 5]
@@ -42,7 +42,7 @@ Body = dict[str, Any]
 
 
 class Server(Protocol):
-    """What the benchmarks need of `intuned_runs.emulator.Emulator` (and of the stand-in)."""
+    """What the benchmarks need of `intuned_runs.emulator.server.Emulator` (and of the stand-in)."""
 
     @property
     def url(self) -> str: ...
@@ -103,7 +103,7 @@ def open_server(kind: str = "emulator") -> Iterator[Server]:
             yield standin
         return
     try:
-        from intuned_runs.emulator import Emulator  # type: ignore[import-not-found,unused-ignore]
+        from intuned_runs.emulator.server import Emulator  # type: ignore[import-not-found,unused-ignore]
     except ImportError as e:
         raise Unavailable(f"intuned_runs.emulator is not importable: {e}") from e
     with Emulator(complete_after=0) as emulator:

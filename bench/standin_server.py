@@ -1,4 +1,4 @@
-"""A stdlib stand-in for `intuned_runs.emulator.Emulator`, for checking the bench scripts themselves.
+"""A stdlib stand-in for `intuned_runs.emulator.server.Emulator`, for checking the bench scripts themselves.
 
 Same interface as the emulator the benchmarks measure against — `with StandinServer() as srv:` gives
 `srv.url`, `srv.received` (records with `.at`, `.path`, `.body`), `srv.first_at` and `srv.last_at` — but

@@ -230,7 +230,7 @@ class Config:
         raw = self.values.get("vars")
         if not isinstance(raw, dict):
             raise ProblemsFound([self._problem(self._origin("vars"), "must be a mapping")])
-        rendered = self._render("vars", {})  # vars see env, not themselves
+        rendered: dict[str, Any] = self._render("vars", {})  # vars see env, not themselves
         for text in self.settings.vars:
             keys, value = parse_var(text)
             target = rendered
@@ -239,7 +239,7 @@ class Config:
                     target[part] = {}
                 target = target[part]
             target[keys[-1]] = value
-        return rendered  # type: ignore[no-any-return]
+        return rendered
 
     def _path(self, key: str) -> Path:
         value = self._string(key)
@@ -319,6 +319,14 @@ class Config:
                 problem = self._problem(self._origin("workspace_id"), message)
             raise ProblemsFound([problem])
         return value
+
+    def workspace_if_known(self) -> str | None:
+        """The workspace, or None when it is unset or does not render: plan runs without one (apply
+        reports it). The --env / INTUNED_WORKSPACE_ID conflict (a ConfigError) is never silent."""
+        try:
+            return self.workspace_id
+        except ProblemsFound:
+            return None
 
     def require_workspace_id(self) -> str:
         try:

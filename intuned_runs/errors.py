@@ -1,4 +1,7 @@
-"""The one exception tree of intuned-runs. Every message reads well without a traceback.
+"""The exit codes and the one exception tree of intuned-runs. Every message reads well without a traceback.
+
+    EXIT_OK 0, EXIT_ERROR 1 (any error, usage errors included), EXIT_CHANGES 2 (only with
+    --detailed-exitcode), EXIT_INTERRUPTED 130 (docs/cli.md, Exit codes)
 
     IntunedRunsError            anything the user can fix; the CLI prints it and exits 1
     ├── UsageError              a flag, selector or argument that makes no sense
@@ -10,7 +13,7 @@
     ├── StalePlan               a saved plan no longer matches the files or the state
     ├── Refused                 apply refuses before sending anything (a guard of docs/apply.md)
     ├── ApiError                an HTTP call failed (status, server message), already redacted
-    └── Interrupted             SIGINT/SIGTERM; the CLI exits 130
+    └── Interrupted             SIGINT/SIGTERM before anything was sent; the CLI exits 130
 
 Foreign exceptions (yaml, jinja2, jsonschema, httpx) are translated where they enter.
 """
@@ -22,6 +25,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from intuned_runs.problems import Problem
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class IntunedRunsError(Exception):

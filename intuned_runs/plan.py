@@ -17,9 +17,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from intuned_runs import FORMAT_VERSION
+from intuned_runs.desired import Desired
+from intuned_runs.fingerprint import changes as field_changes
+from intuned_runs.fingerprint import fingerprint as fingerprint_of
 from intuned_runs.runs import Move, Run, Source
-from intuned_runs.selection import Selector, any_match, check_all_match
-from intuned_runs.state import Entry, State
+from intuned_runs.selection import Selector, any_match, parse, pick
+from intuned_runs.state.model import Entry, State
 
 SUBMIT, UNCHANGED, BLOCKED, FORGET = "submit", "unchanged", "blocked", "forget"
 SYMBOLS = {"new": "+", "changed": "~", "requested": "!", "always": "*", "removed": "-", "unknown": "?"}
@@ -42,6 +46,19 @@ class PlannedRun:
     moved_from: str | None = None
     run: Run | None = field(default=None, compare=False, repr=False)
     entry: Entry | None = field(default=None, compare=False, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "project": self.project,
+            "name": self.name,
+            "action": self.action,
+            "reason": self.reason,
+            "source": None if self.source is None else {"file": self.source.file, "line": self.source.line},
+            "fingerprint": self.fingerprint,
+            "changes": [dict(c) for c in self.changes],
+            "request": self.request,
+        }
 
     @property
     def symbol(self) -> str:
@@ -92,6 +109,14 @@ class Plan:
     def has_changes(self) -> bool:
         return bool(self.to_submit or self.to_forget)
 
+    def to_json(self) -> dict[str, Any]:
+        """The plan as `plan --json` prints it and a saved plan stores it (docs/plan.md, JSON output)."""
+        return {
+            "format_version": FORMAT_VERSION,
+            "summary": self.summary,
+            "runs": [r.to_json() for r in self.runs],
+        }
+
 
 ONCE_PER_WATCH = frozenset({"always", "requested"})
 
@@ -106,6 +131,24 @@ def for_watch(plan: Plan, submitted_once: frozenset[str]) -> Plan:
     for run in plan.runs:
         if run.action == SUBMIT and run.reason in ONCE_PER_WATCH and run.key in submitted_once:
             run = replace(run, action=UNCHANGED, reason=f"{run.reason} (submitted once this session)")
+        runs.append(run)
+    return Plan(tuple(runs), plan.moves)
+
+
+def after_apply(plan: Plan, outcomes: Mapping[str, str]) -> Plan:
+    """The actions the next plan will show once an apply's outcomes (key → outcome) are recorded: a
+    submitted run is up to date (an always or forced one, in watch, submitted once), one whose outcome
+    is unknown is blocked, the others stay as they were. For watch's "only what changed" display."""
+    from dataclasses import replace
+
+    runs = []
+    for run in plan.runs:
+        outcome = outcomes.get(run.key)
+        if outcome == "submitted":
+            reason = f"{run.reason} (submitted once this session)" if run.reason in ONCE_PER_WATCH else "up-to-date"
+            run = replace(run, action=UNCHANGED, reason=reason)
+        elif outcome == "unknown":
+            run = replace(run, action=BLOCKED, reason="unknown")
         runs.append(run)
     return Plan(tuple(runs), plan.moves)
 
@@ -147,17 +190,16 @@ def make_plan(
     defined = {r.key for r in runs}
     entries, done = apply_moves(state.entries, moves, defined)
     moved_to = {new: old for old, new in done}
-    for selectors, flag in ((select, "--select"), (force, "--run")):
-        if selectors:
-            check_all_match(selectors, [*((r.key, r.labels) for r in runs), *((k, None) for k in entries)], flag)
-    everything = not select and not force
-
-    def planned(key: str, labels: Mapping[str, str] | None) -> bool:
-        return everything or any_match(select, key, labels) or any_match(force, key, labels)
+    # The planned set: the --select matches (every run without --select or --run), plus the --run ones.
+    candidates = [*((r.key, r.labels) for r in runs), *((k, None) for k in entries)]
+    chosen: set[str] | None = None
+    if select or force:
+        chosen = set(pick(select, candidates, "--select")) if select else set()
+        chosen.update(pick(force, candidates, "--run") if force else ())
 
     out: list[PlannedRun] = []
     for run in runs:
-        if not everything and not planned(run.key, run.labels):
+        if chosen is not None and run.key not in chosen:
             continue
         entry = entries.get(run.key)
         if memo is not None:
@@ -208,7 +250,7 @@ def make_plan(
             )
         )
     for key, entry in entries.items():
-        if key in defined or entry.is_tombstone or not planned(key, None):
+        if key in defined or entry.is_tombstone or (chosen is not None and key not in chosen):
             continue
         project, _, name = key.partition("/")
         out.append(
@@ -219,3 +261,27 @@ def make_plan(
         memo.clear()
         memo.update((r.key, r) for r in out if r.run is not None)
     return Plan(tuple(out), tuple(done))
+
+
+def plan_runs(
+    desired: Desired,
+    state: State,
+    schema: dict[str, Any],
+    *,
+    select: tuple[str, ...] = (),
+    force: tuple[str, ...] = (),
+    retry_unknown: bool = False,
+    memo: dict[str, PlannedRun] | None = None,
+) -> Plan:
+    """The plan of a repository's desired runs against a state, with the schema's fingerprint rules."""
+    return make_plan(
+        desired.runs,
+        state,
+        lambda project, name, request: fingerprint_of(project, name, request, schema),
+        moves=desired.moves,
+        select=parse(select),
+        force=parse(force),
+        retry_unknown=retry_unknown,
+        changes=lambda before, after: field_changes(before, after, schema),
+        memo=memo,
+    )

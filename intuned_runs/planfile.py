@@ -8,16 +8,17 @@ value is in it: requests are the redacted view, and the file passes through the 
 from __future__ import annotations
 
 import json
-import os
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from intuned_runs import __version__
+from intuned_runs import FORMAT_VERSION, __version__
+from intuned_runs.clock import timestamp, utc_now
 from intuned_runs.errors import StalePlan, UsageError
-from intuned_runs.plan import FORGET, SUBMIT, Plan
+from intuned_runs.files import write_atomic
+from intuned_runs.plan import FORGET, SUBMIT, UNCHANGED, Plan, PlannedRun
 from intuned_runs.redaction import Redactor
-from intuned_runs.report import plan_dict
-from intuned_runs.state import State, timestamp, utc_now
+from intuned_runs.state.model import State
 
 KIND = "intuned-runs-plan"
 
@@ -49,7 +50,7 @@ def save(
 ) -> None:
     document = {
         "kind": KIND,
-        **plan_dict(plan),
+        **plan.to_json(),
         "tool_version": __version__,
         "created_at": timestamp(utc_now()),
         "env": env,
@@ -61,9 +62,10 @@ def save(
         "schema_version": schema_version,
     }
     text = redactor(json.dumps(document, indent=2, ensure_ascii=False, sort_keys=False)) + "\n"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        write_atomic(path, text.encode("utf-8"))
+    except OSError as e:
+        raise UsageError(f"cannot write the plan to {path}: {e.strerror}") from e
 
 
 def load(path: Path) -> SavedPlan:
@@ -73,7 +75,7 @@ def load(path: Path) -> SavedPlan:
         raise UsageError(f"plan file {path} does not exist") from e
     except (OSError, ValueError) as e:
         raise UsageError(f"{path} is not a saved plan (cannot read it as JSON: {e})") from e
-    if not isinstance(raw, dict) or raw.get("kind") != KIND or raw.get("format_version") != 1:
+    if not isinstance(raw, dict) or raw.get("kind") != KIND or raw.get("format_version") != FORMAT_VERSION:
         raise UsageError(f"{path} is not a saved plan of intuned-runs (write one with 'intuned-runs plan --out FILE')")
     try:
         runs = raw["runs"]
@@ -116,3 +118,30 @@ def check_fresh(
     for key in saved.forget:
         if key in fingerprints:
             raise StalePlan(f"run {key}, planned to be forgotten, is defined again")
+
+
+def inputs(
+    saved: SavedPlan, name: str, env: str | None, given_vars: Sequence[str]
+) -> tuple[str | None, tuple[str, ...]]:
+    """The --env and --var a saved plan renders with: its own. Others given with it are refused."""
+    if (env is not None and env != saved.env) or (given_vars and list(given_vars) != list(saved.vars)):
+        raise UsageError(
+            f"apply {name} renders with the plan's own inputs (--env {saved.env}, "
+            f"--var {' '.join(saved.vars) or 'none'}): drop --env/--var, or plan again with the new ones"
+        )
+    return saved.env, saved.vars
+
+
+def restrict(plan: Plan, saved: SavedPlan) -> Plan:
+    """Exactly the saved plan's runs: its submits and forgets; everything else unchanged."""
+    return Plan(tuple(_as_saved(run, saved) for run in plan.runs), plan.moves)
+
+
+def _as_saved(run: PlannedRun, saved: SavedPlan) -> PlannedRun:
+    if run.key in saved.submit:
+        return replace(run, action=SUBMIT, reason=saved.reasons.get(run.key, run.reason))
+    if run.key in saved.forget:
+        return replace(run, action=FORGET, reason="removed")
+    if run.action in (SUBMIT, FORGET):
+        return replace(run, action=UNCHANGED, reason="not in the saved plan")
+    return run

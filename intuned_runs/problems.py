@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -47,5 +48,40 @@ def json_path(parts: tuple[str | int, ...]) -> str:
     return out
 
 
+def strictly(problems: Iterable[Problem], strict: bool) -> list[Problem]:
+    """--strict makes warnings errors."""
+    if not strict:
+        return list(problems)
+    return [Problem(p.file, p.line, p.col, "error", p.path, p.message) for p in problems]
+
+
 def errors_in(problems: list[Problem]) -> bool:
     return any(p.severity == "error" for p in problems)
+
+
+def json_type(value: object) -> str:
+    """The kind of a loaded value, in the words of a run file's author: null, boolean, integer, number,
+    string, list, object."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "list" if isinstance(value, list) else "object"
+
+
+# The same kinds as a JSON file (the state, the journal) names them.
+JSON_FILE_WORDS = {
+    "null": "null",
+    "boolean": "a boolean",
+    "integer": "a number",
+    "number": "a number",
+    "string": "a string",
+    "list": "an array",
+    "object": "an object",
+}

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from intuned_runs.errors import ApiError
+from intuned_runs.selection import Selector, pick
+from intuned_runs.state.model import State
 
 FINAL = frozenset({"completed", "failed", "canceled"})
 FIRST_DELAY, MAX_DELAY = 2.0, 30.0
@@ -48,6 +50,37 @@ class RunResult:
         return {"key": self.key, "run_id": self.run_id, "status": self.status, "error": error, "result": self.result}
 
 
+@dataclass(frozen=True)
+class Waited:
+    """What `apply --wait` saw last of each run, and whether its --timeout passed first."""
+
+    latest: dict[str, RunResult]
+    timed_out: bool
+
+    @property
+    def finals(self) -> list[tuple[str, str]]:
+        return finals(list(self.latest.values()))
+
+    @property
+    def failed(self) -> bool:
+        return self.timed_out or any(r.status in ("failed", "canceled") for r in self.latest.values())
+
+
+def tracked(state: State, selectors: tuple[Selector, ...]) -> list[Tracked]:
+    """The runs in state that `status` fetches: those with a run ID, among the selected entries."""
+    keys = set(pick(selectors, ((key, None) for key in state.entries), "selector"))
+    return [
+        Tracked(key, key.partition("/")[0], entry.run_id)
+        for key, entry in sorted(state.entries.items())
+        if entry.run_id and key in keys
+    ]
+
+
+def finals(results: Sequence[RunResult]) -> list[tuple[str, str]]:
+    """(key, status) of the runs whose status is final: what the state records."""
+    return [(r.key, r.status) for r in results if r.status is not None and r.final]
+
+
 def fetch(client: Fetcher, run: Tracked) -> RunResult:
     try:
         body = client.result(run.project, run.run_id)
@@ -67,8 +100,8 @@ def wait_all(
     should_stop: Callable[[], bool] = lambda: False,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
-) -> tuple[dict[str, RunResult], bool]:
-    """Poll until every run is final, `timeout` passes or `should_stop()`. Returns (latest, timed_out)."""
+) -> Waited:
+    """Poll until every run is final, `timeout` passes or `should_stop()`."""
     deadline = clock() + timeout
     latest: dict[str, RunResult] = {}
     waiting = list(runs)
@@ -85,10 +118,10 @@ def wait_all(
                 still.append(run)
         waiting = still
         if not waiting:
-            return latest, False
+            return Waited(latest, False)
         remaining = deadline - clock()
         if remaining <= 0 or should_stop():
-            return latest, remaining <= 0
+            return Waited(latest, remaining <= 0)
         sleep(min(delay, remaining))
         delay = min(delay * 2, MAX_DELAY)
-    return latest, False
+    return Waited(latest, False)

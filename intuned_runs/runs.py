@@ -18,7 +18,7 @@ import yaml
 from intuned_runs import documents
 from intuned_runs.config import Config, deep_merge
 from intuned_runs.fingerprint import fingerprint
-from intuned_runs.problems import Problem, json_path
+from intuned_runs.problems import Problem, Severity, json_path
 from intuned_runs.suggest import did_you_mean
 from intuned_runs.templating import Renderer, TemplateError
 from intuned_runs.validation import RequestChecker, literal_credentials
@@ -123,7 +123,7 @@ class Loader:
         nodes: tuple[yaml.Node | None, ...],
         path: Path_,
         message: str,
-        severity: str = "error",
+        severity: Severity = "error",
         address: Path_ | None = None,
         shown: Path_ | None = None,
     ) -> None:
@@ -133,7 +133,7 @@ class Loader:
                 result.file,
                 line,
                 col,
-                severity,  # type: ignore[arg-type]
+                severity,
                 json_path(path if shown is None else shown),
                 message,
             )

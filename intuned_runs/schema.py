@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from intuned_runs.errors import SchemaError
+from intuned_runs.files import write_atomic
 
 PACKAGE_SCHEMAS = Path(__file__).parent / "schemas"
 PACKAGED_SPEC = PACKAGE_SCHEMAS / "openapi" / "run-start.yaml"
@@ -107,10 +108,10 @@ def pull(repository: Path, spec: str | None, check: bool) -> tuple[Path, bool]:
         current = None
     changed = current != wanted
     if changed and not check:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(wanted, encoding="utf-8")
-        tmp.replace(target)
+        try:
+            write_atomic(target, wanted.encode("utf-8"))
+        except OSError as e:
+            raise SchemaError(f"cannot write {target}: {e.strerror}") from e
     return target, changed
 
 

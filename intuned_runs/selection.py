@@ -46,3 +46,15 @@ def check_all_match(
     if unmatched:
         names = ", ".join(repr(u) for u in unmatched)
         raise UsageError(f"{flag} {names} matches no run or state entry: check the key (PROJECT/NAME) or label")
+
+
+def pick(
+    selectors: tuple[Selector, ...], candidates: Iterable[tuple[str, Mapping[str, str] | None]], flag: str
+) -> list[str]:
+    """The keys of `candidates` that any selector matches (every key when there are no selectors),
+    after checking that each selector matches at least one (UsageError naming those that do not)."""
+    items = list(candidates)
+    check_all_match(selectors, items, flag)
+    if not selectors:
+        return [key for key, _ in items]
+    return [key for key, labels in items if any_match(selectors, key, labels)]

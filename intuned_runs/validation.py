@@ -20,6 +20,7 @@ from fastjsonschema import compile as compile_fast
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from intuned_runs.problems import Severity
 from intuned_runs.suggest import did_you_mean
 
 Path = tuple[str | int, ...]
@@ -38,7 +39,7 @@ _TYPE_NAMES = {
 class Finding:
     path: Path  # of the offending value (for a missing key: the key that is missing)
     address: Path  # the node to point at (for a missing key: the mapping that lacks it)
-    severity: str
+    severity: Severity
     message: str
 
 

@@ -8,23 +8,28 @@ its problems and submits nothing until fixed; the watcher never dies on it.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from intuned_runs import selection
-from intuned_runs.apply import ApplyOptions, RunOutcome, Signals, run_apply
+from intuned_runs import heap, selection
+from intuned_runs.api.outcome import Outcome
+from intuned_runs.apply.session import ApplyOptions, run_apply
+from intuned_runs.apply.signals import Signals
 from intuned_runs.config import Config, Settings
 from intuned_runs.desired import Desired, assemble, discover
 from intuned_runs.errors import IntunedRunsError, ProblemsFound
-from intuned_runs.plan import Plan, for_watch
+from intuned_runs.plan import Plan, after_apply, for_watch, plan_runs
 from intuned_runs.problems import Problem
 from intuned_runs.repository import Repository
 from intuned_runs.runs import FileResult
+from intuned_runs.state.backend import Backend
+from intuned_runs.state.model import State
 
 _IGNORED_PARTS = {".git", "__pycache__", "node_modules"}
 
@@ -35,22 +40,19 @@ class WatchReport:
 
     plan: Callable[[Plan, Plan | None], None]  # (new plan, previous plan or None at start)
     problems: Callable[[list[Problem]], None]
-    outcome: Callable[[RunOutcome], None]
+    outcome: Callable[[Outcome], None]
     message: Callable[[str], None]
     timing: Callable[[str], None] = lambda text: None
 
 
-@dataclass
+@dataclass(frozen=True)
 class WatchOptions:
-    select: tuple[str, ...] = ()
-    force: tuple[str, ...] = ()
+    """`apply`: apply each batch, with `session`'s options (its selection also limits the plan shown);
+    without a person at a TTY (`session.interactive` False), max_submit guards every batch."""
+
     apply: bool = False
-    concurrency: int = 8
-    lock_timeout: float = 0.0
-    read_timeout: float = 60.0
     api_key: str = ""
-    interactive: bool = False  # without a person at a TTY, max_submit guards every batch (docs/apply.md)
-    max_submit: int | None = None  # None: the config's
+    session: ApplyOptions = field(default_factory=ApplyOptions)
 
 
 @dataclass
@@ -60,14 +62,15 @@ class Watcher:
     options: WatchOptions
     report: WatchReport
     signals: Signals
-    redactor: Any = None
+    backend: Callable[[Repository], Backend]  # the state of a (re)loaded repository
     transport: Any = None
     repository: Repository = field(init=False)
     files: dict[str, FileResult] = field(default_factory=dict, init=False)
     submitted_once: set[str] = field(default_factory=set, init=False)
     previous: Plan | None = field(default=None, init=False)
     seen_state: tuple[str, int] | None = field(default=None, init=False)
-    state: Any = field(default=None, init=False)
+    state: State | None = field(default=None, init=False)
+    store: Backend = field(init=False)
     memo: dict[str, Any] = field(default_factory=dict, init=False)  # PlannedRuns kept between batches
 
     # -- loading -----------------------------------------------------------------------------------
@@ -77,6 +80,7 @@ class Watcher:
         self.files = {}
         try:
             self.repository = Repository(self.settings, self.environ)
+            self.store = self.backend(self.repository)
         except ProblemsFound as e:
             return list(e.problems)
         return self._rescan(set())
@@ -131,61 +135,71 @@ class Watcher:
         if not desired.ok:
             self.report.message("Waiting for a fix: nothing is submitted until the repository is valid.")
             return
+        if self.options.apply:
+            self._apply(desired, started)
+            return
         try:
-            if self.state is None:
-                self.state = self.repository.load_state()
-                self.seen_state = self._state_marker()
             plan = self._plan(desired)
         except IntunedRunsError as e:
             self.report.message(f"error: {e}")
             return
+        self._show(plan, started)
+
+    def _show(self, plan: Plan, started: float) -> None:
         self.report.plan(plan, self.previous)
         self.previous = plan
-        # the watch figure of docs/performance.md: from receiving the batch to the end of the plan output.
+        # The watch figure of docs/performance.md: from receiving the batch to the end of the plan output.
         self.report.timing(f"planned in {(time.perf_counter() - started) * 1000:.1f} ms")
-        if self.options.apply:
-            self._apply(desired)
 
     def _plan(self, desired: Desired) -> Plan:
-        plan = self.repository.plan(
-            self.state, desired, select=self.options.select, force=self.options.force, memo=self.memo
+        """The plan of this batch without taking the lock (watch without --apply)."""
+        if self.state is None:
+            with heap.loading():
+                self.state = self.store.load()
+            self.seen_state = self._state_marker()
+        session = self.options.session
+        plan = plan_runs(
+            desired, self.state, self.repository.schema, select=session.select, force=session.force, memo=self.memo
         )
         return for_watch(plan, frozenset(self.submitted_once))
 
-    def _apply(self, desired: Desired) -> None:
-        options = ApplyOptions(
-            select=self.options.select,
-            force=self.options.force,
-            concurrency=self.options.concurrency,
-            interactive=self.options.interactive,
-            max_submit=self.options.max_submit,
-            lock_timeout=self.options.lock_timeout,
-            read_timeout=self.options.read_timeout,
-            command="intuned-runs watch --apply",
-            watch_once=frozenset(self.submitted_once),
+    def _apply(self, desired: Desired, started: float) -> None:
+        """One apply session per batch; its plan, made under the lock, is the one shown."""
+        shown: list[Plan] = []
+
+        def on_plan(plan: Plan) -> None:
+            shown.append(plan)
+            self._show(plan, started)
+
+        options = replace(
+            self.options.session, command="intuned-runs watch --apply", watch_once=frozenset(self.submitted_once)
         )
         try:
             result = run_apply(
                 self.repository,
+                self.store,
                 desired,
                 options,
                 api_key=self.options.api_key,
                 confirm=lambda plan: True,
                 signals=self.signals,
                 on_outcome=self.report.outcome,
-                redactor=self.redactor,
+                on_plan=on_plan,
                 transport=self.transport,
             )
         except IntunedRunsError as e:
+            if not shown:  # refused before planning (the lock is busy, say): still show what would change
+                with contextlib.suppress(IntunedRunsError):
+                    self._show(self._plan(desired), started)
             self.report.message(f"error: {e}")
             return
-        forced = selection.parse(self.options.force)
+        forced = selection.parse(options.force)
         once = {
             r.key
             for r in result.plan.runs
             if r.run is not None and (r.run.trigger == "always" or selection.any_match(forced, r.key, r.run.labels))
         }
-        self.submitted_once |= {o.key for o in result.outcomes if o.outcome == "submitted" and o.key in once}
+        self.submitted_once |= {o.key for o in result.outcomes if o.kind == "submitted" and o.key in once}
         self.state = result.state
         self.seen_state = self._state_marker()
         if result.outcomes:
@@ -194,7 +208,7 @@ class Watcher:
                 f"Apply: {s['submitted']} submitted, {s['failed']} failed, {s['unknown']} unknown, "
                 f"{s['skipped']} skipped."
             )
-            self.previous = self._plan(desired)
+            self.previous = after_apply(result.plan, {o.key: o.kind for o in result.outcomes})
 
     # -- batches -----------------------------------------------------------------------------------
 
@@ -222,7 +236,7 @@ class Watcher:
         state_changed = False
         if any(p == state_path for p in paths):
             try:
-                fresh = self.repository.load_state()
+                fresh = self.store.load()
             except IntunedRunsError as e:
                 self.report.message(f"error: {e}")
                 return True

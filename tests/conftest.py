@@ -1,83 +1,20 @@
-"""Shared fixtures: a throw-away repository in tmp_path and the CLI called in-process.
+"""Fixtures of every test: a clean environment, a user repository in tmp_path, an emulator on 127.0.0.1.
 
-`repo.cli(...)` runs `intuned_runs.cli.main` with `-C <repo>` and captured streams; `clean_env`
-removes the variables that change the tool's behaviour (a CI runner sets GITHUB_ACTIONS, a
-developer may export INTUNED_*), so tests see exactly the environment they set.
+`clean_env` removes the variables that change the tool's behaviour (a CI runner sets GITHUB_ACTIONS, a
+developer may export INTUNED_*), so tests see exactly the environment they set; `env` also sets the API key
+and the standard secrets. The shared pieces themselves are in `tests/helpers.py`.
 """
 
 from __future__ import annotations
 
-import io
-import json
-import os
-import textwrap
+import signal
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from intuned_runs.cli import main
-from intuned_runs.output import Output
-
-# Variables read by the tool itself; tests set the ones they need with monkeypatch.
-TOOL_VARIABLES = (
-    "INTUNED_API_KEY",
-    "INTUNED_WORKSPACE_ID",
-    "INTUNED_BASE_URL",
-    "INTUNED_RUNS_ENV",
-    "GITHUB_ACTIONS",
-    "NO_COLOR",
-)
-
-
-@dataclass(frozen=True)
-class CliResult:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def out_lines(self) -> list[str]:
-        return self.out.splitlines()
-
-    @property
-    def err_lines(self) -> list[str]:
-        return self.err.splitlines()
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-def run_main(*argv: str) -> CliResult:
-    """`intuned-runs ARGV…` in-process, with both streams captured."""
-    stdout, stderr = io.StringIO(), io.StringIO()
-    code = main(list(argv), output=Output(stdout=stdout, stderr=stderr))
-    return CliResult(code, stdout.getvalue(), stderr.getvalue())
-
-
-class Repo:
-    """A user repository under tmp_path: `.git` marks its top; files are written dedented."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        (root / ".git").mkdir(parents=True, exist_ok=True)
-
-    def write(self, relative: str, text: str = "") -> Path:
-        path = self.root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-        return path
-
-    def write_bytes(self, relative: str, data: bytes) -> Path:
-        path = self.root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        return path
-
-    def cli(self, *argv: str) -> CliResult:
-        return run_main("-C", str(self.root), *argv)
+from intuned_runs.emulator.server import Emulator
+from tests.helpers import API_KEY, SECRETS, TOOL_VARIABLES, Repo
 
 
 @pytest.fixture
@@ -94,8 +31,32 @@ def repo(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> Repo:
     return Repo(root)
 
 
-def subprocess_env(**extra: str) -> dict[str, str]:
-    """The environment of an `intuned-runs` subprocess: ours minus the tool's variables, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if k not in TOOL_VARIABLES}
-    env.update(extra)
-    return env
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """A clean environment with the API key and the standard secrets set.
+
+    `apply` installs SIGINT/SIGTERM handlers in the process it runs in; they are restored afterwards so
+    one in-process apply does not change how the test session handles Ctrl-C.
+    """
+    for name in TOOL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("INTUNED_API_KEY", API_KEY)
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    yield monkeypatch
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler)
+
+
+@pytest.fixture
+def user_repo(tmp_path: Path, env: pytest.MonkeyPatch) -> Repo:
+    root = tmp_path / "repo"
+    root.mkdir()
+    return Repo(root)
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    with Emulator(complete_after=0) as emu:
+        yield emu

@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import Repo, run_main
 
 from intuned_runs.config import Config, Settings, deep_merge, parse_var
 from intuned_runs.errors import ConfigError, ProblemsFound
 from intuned_runs.problems import Problem
+from tests.helpers import Repo, run_main
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 

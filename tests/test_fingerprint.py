@@ -11,13 +11,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from e2e_helpers import WS, UserRepo, emulator, env, remote, state_document, state_entry, user_repo
 
 from intuned_runs import schema as schema_module
-from intuned_runs.emulator import Emulator
+from intuned_runs.emulator.server import Emulator
 from intuned_runs.fingerprint import FINGERPRINT_VERSION, changes, fingerprint
-
-__all__ = ["emulator", "env", "user_repo"]  # fixtures
+from tests.helpers import WS, Repo, remote, state_document, state_entry
 
 SCHEMA = schema_module.load()
 BASE: dict[str, Any] = {"api": "products/list", "parameters": {"region": "us", "limit": 10}}
@@ -222,20 +220,20 @@ runs:
 """
 
 
-def _applied(user_repo: UserRepo, emulator: Emulator) -> None:
+def _applied(user_repo: Repo, emulator: Emulator) -> None:
     user_repo.write("runs.d/shop.yaml", RUN_FILE)
     assert user_repo.cli("apply", "--yes", *remote(emulator)).code == 0
     assert len(emulator.received) == 1
 
 
-def test_rotating_a_secret_is_not_a_change(user_repo: UserRepo, emulator: Emulator, env: pytest.MonkeyPatch) -> None:
+def test_rotating_a_secret_is_not_a_change(user_repo: Repo, emulator: Emulator, env: pytest.MonkeyPatch) -> None:
     _applied(user_repo, emulator)
     env.setenv("PROXY_URL", "http://scraper:Rotated-Pass-99@proxy.example:8080")
     result = user_repo.cli("plan", *remote(emulator))
     assert (result.code, result.out_lines) == (0, ["No changes. 1 runs up to date."])
 
 
-def test_renaming_a_secret_is_a_change(user_repo: UserRepo, emulator: Emulator, env: pytest.MonkeyPatch) -> None:
+def test_renaming_a_secret_is_a_change(user_repo: Repo, emulator: Emulator, env: pytest.MonkeyPatch) -> None:
     _applied(user_repo, emulator)
     user_repo.edit("runs.d/shop.yaml", "secret('PROXY_URL')", "secret('EU_PROXY_URL')")
     result = user_repo.cli("plan")
@@ -247,16 +245,14 @@ def test_renaming_a_secret_is_a_change(user_repo: UserRepo, emulator: Emulator, 
     ]
 
 
-def test_labels_and_trigger_are_not_part_of_it(user_repo: UserRepo, emulator: Emulator) -> None:
+def test_labels_and_trigger_are_not_part_of_it(user_repo: Repo, emulator: Emulator) -> None:
     _applied(user_repo, emulator)
     user_repo.edit("runs.d/shop.yaml", "labels: {team: pricing}", "labels: {team: growth}\n    trigger: on-change")
     result = user_repo.cli("plan")
     assert result.out_lines == ["No changes. 1 runs up to date."]
 
 
-def test_writing_defaults_out_and_reordering_in_the_file_is_not_a_change(
-    user_repo: UserRepo, emulator: Emulator
-) -> None:
+def test_writing_defaults_out_and_reordering_in_the_file_is_not_a_change(user_repo: Repo, emulator: Emulator) -> None:
     _applied(user_repo, emulator)
     user_repo.write(
         "runs.d/shop.yaml",
@@ -288,7 +284,7 @@ OLD_HASH = "sha256:" + "0" * 64
     ids=["fingerprint_version", "schema_version"],
 )
 def test_stored_fingerprints_are_recomputed_never_turned_into_changes(
-    user_repo: UserRepo, emulator: Emulator, versions: dict[str, Any]
+    user_repo: Repo, emulator: Emulator, versions: dict[str, Any]
 ) -> None:
     user_repo.write(
         "runs.d/shop.yaml",

@@ -17,7 +17,7 @@ from intuned_runs.fingerprint import changes, fingerprint
 from intuned_runs.plan import Plan, make_plan
 from intuned_runs.runs import Move, Run, Source
 from intuned_runs.selection import parse
-from intuned_runs.state import Entry, State, Unknown
+from intuned_runs.state.model import Entry, State, Unknown
 
 SCHEMA = schema_module.load()
 US = {"api": "products/list", "parameters": {"region": "us"}}

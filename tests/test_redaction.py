@@ -10,8 +10,8 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from intuned_runs.output import Output
 from intuned_runs.redaction import MASK, NO_REDACTION, Redactor
+from intuned_runs.report.output import Output
 
 SECRET = 'CANARY-s3cr3t/pr"oxy é+&'
 

@@ -9,7 +9,8 @@ import os
 from typing import Any
 
 import pytest
-from conftest import Repo
+
+from tests.helpers import Repo
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import Repo
 
 from intuned_runs.templating import Renderer, TemplateError
+from tests.helpers import Repo
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 

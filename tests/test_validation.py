@@ -7,10 +7,10 @@ from __future__ import annotations
 import math
 
 import pytest
-from conftest import Repo
 
 from intuned_runs import schema
 from intuned_runs.validation import Finding, RequestChecker
+from tests.helpers import Repo
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 

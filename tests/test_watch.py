@@ -15,12 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from intuned_runs.apply import Signals
+from intuned_runs.apply.session import ApplyOptions
+from intuned_runs.apply.signals import Signals
 from intuned_runs.cli import main
+from intuned_runs.commands.common import backend_of
 from intuned_runs.config import Settings
-from intuned_runs.emulator import Emulator
-from intuned_runs.output import Output
-from intuned_runs.report import outcome_line, plan_text, summary_line
+from intuned_runs.emulator.server import Emulator
+from intuned_runs.report.apply import outcome_line
+from intuned_runs.report.output import Output
+from intuned_runs.report.plan import plan_text, summary_line
+from intuned_runs.repository import Repository
+from intuned_runs.state.backend import Backend
 from intuned_runs.watch import Watcher, WatchOptions, WatchReport, run_watch
 
 WORKSPACE = "123e4567-e89b-12d3-a456-426614174000"
@@ -72,6 +77,10 @@ def emulator() -> Iterator[Emulator]:
         yield emu
 
 
+def store_of(repository: Repository) -> Backend:
+    return backend_of(repository, Output())
+
+
 def start_watch(
     repo: Path, emulator: Emulator, *, apply: bool, force: tuple[str, ...] = ()
 ) -> tuple[Recorder, threading.Event, threading.Thread]:
@@ -91,8 +100,8 @@ def start_watch(
     )
     settings = Settings(chdir=str(repo), base_url=emulator.url)
     signals = Signals.new()
-    options = WatchOptions(apply=apply, force=force, api_key=environ["INTUNED_API_KEY"])
-    watcher = Watcher(settings, environ, options, report, signals)
+    options = WatchOptions(apply=apply, api_key=environ["INTUNED_API_KEY"], session=ApplyOptions(force=force))
+    watcher = Watcher(settings, environ, options, report, signals, backend=store_of)
     thread = threading.Thread(target=run_watch, args=(watcher, signals.stop), daemon=True)
     thread.start()
     return recorder, signals.stop, thread

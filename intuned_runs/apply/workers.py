@@ -1,0 +1,218 @@
+"""The worker pool of an apply (docs/apply.md, Sending and Crash safety): submit planned runs with bounded
+concurrency, an intent made durable before each request and the outcome recorded after it, so a process
+killed at any instant never leads to a run submitted twice.
+
+Concurrency lives here and retries in `api.client.Client` only; `concurrency=1` runs the same code.
+Worker threads share one httpx client (one connection pool): measured here, threads sustain more
+requests per second than an AsyncClient.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from intuned_runs.api.outcome import Outcome
+from intuned_runs.apply.signals import Signals
+from intuned_runs.state.backend import Journal
+from intuned_runs.state.journal import (
+    FailedRecord,
+    ForgetRecord,
+    IntentRecord,
+    MoveRecord,
+    SubmittedRecord,
+    UnknownRecord,
+    WorkspaceRecord,
+)
+
+# The outcome of a request abandoned by a second Ctrl-C: it was sent, so the server may have started it.
+ABANDONED = "interrupted"
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One run to send: its key and project, the redacted request (for the state), the real body."""
+
+    key: str
+    project: str
+    fingerprint: str
+    request: dict[str, Any]
+    body: dict[str, Any]
+
+
+class Starter(Protocol):
+    def start(self, project: str, body: dict[str, Any], should_stop: Callable[[], bool] = ...) -> Outcome: ...
+
+
+def record_housekeeping(
+    journal: Journal, *, now: str, workspace: str | None, moves: Iterable[tuple[str, str]], forget: Iterable[str]
+) -> None:
+    """What an apply records besides submissions: the workspace (first apply), moves, forgets."""
+    if workspace is not None:
+        journal.append_durable(WorkspaceRecord(workspace))
+    for old, new in moves:
+        journal.append(MoveRecord(old, new, now))
+    for key in forget:
+        journal.append(ForgetRecord(key, now))
+
+
+def submit_all(
+    submissions: Sequence[Submission],
+    client: Starter,
+    journal: Journal,
+    *,
+    concurrency: int,
+    now: Callable[[], str],
+    signals: Signals,
+    on_outcome: Callable[[Outcome], None],
+) -> list[Outcome]:
+    """Submit every run; returns one outcome per submission, in submission order."""
+    pending: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for index in range(len(submissions)):
+        pending.put(index)
+    done: queue.SimpleQueue[tuple[int, Outcome]] = queue.SimpleQueue()
+    in_flight: dict[int, Submission] = {}
+    guard = threading.Lock()
+    halted = threading.Event()  # a 401/403: the key or workspace is wrong for every run
+    # Intents are made durable in batches of `concurrency`, one fsync each: at most `concurrency`
+    # intents whose request was never sent (plus those in flight) can show up as false unknowns
+    # after a crash, the 2 × concurrency docs/apply.md (Crash safety) allows. submissions[:journaled] have their intent.
+    journaled = 0
+    intents = threading.Lock()
+    settled: set[int] = set()  # every index gets exactly one outcome, recorded once (under `guard`)
+
+    def should_stop() -> bool:
+        return signals.stop.is_set() or halted.is_set()
+
+    half = max(1, concurrency // 2)
+
+    def extend(count: int) -> None:
+        """Make the next `count` intents durable (caller holds `intents`)."""
+        nonlocal journaled
+        end = min(len(submissions), journaled + count)
+        at = now()
+        journal.append_durable(*(IntentRecord(s.key, s.fingerprint, s.request, at) for s in submissions[journaled:end]))
+        journaled = end
+
+    def ensure_intent(index: int) -> None:
+        if index < journaled:  # durable already (`journaled` only grows)
+            # Keep a batch ahead, written by one worker while the others send: no stall on fsync. Never
+            # more than `concurrency` intents wait unsent, so a crash leaves at most 2 x concurrency
+            # false unknowns with those in flight (docs/apply.md).
+            if journaled - index <= half and journaled < len(submissions) and intents.acquire(blocking=False):
+                try:
+                    extend(half)
+                finally:
+                    intents.release()
+            return
+        with intents:
+            if index >= journaled:
+                extend(max(index + 1 - journaled, concurrency))
+
+    def not_sent(index: int, item: Submission, reason: str) -> Outcome:
+        """Settle a run that was never sent (caller holds `intents` and `guard`): its intent, if any,
+        is cancelled."""
+        settled.add(index)
+        if index < journaled:
+            journal.append(FailedRecord(item.key, now()))
+        return Outcome("skipped", message=reason, key=item.key)
+
+    failures: list[BaseException] = []  # a journal that cannot be written stops the apply
+
+    def work() -> None:
+        try:
+            send_all()
+        except Exception as e:
+            failures.append(e)
+            signals.stop.set()  # the others send nothing more; what is in flight finishes
+            done.put((-1, Outcome("skipped")))  # wake the main thread
+
+    def send_all() -> None:
+        while True:
+            try:
+                index = pending.get_nowait()
+            except queue.Empty:
+                return
+            item = submissions[index]
+            if should_stop():
+                with intents, guard:  # the lock order of the abandon path: intents, then guard
+                    if index not in settled:
+                        done.put((index, not_sent(index, item, _skip_reason(halted))))
+                continue
+            ensure_intent(index)
+            with guard:
+                if index in settled or signals.abandon.is_set():
+                    continue  # the main thread settles what was never sent
+                in_flight[index] = item
+            try:
+                outcome = replace(client.start(item.project, item.body, should_stop), key=item.key)
+            except Exception as e:
+                outcome = Outcome("unknown", message=f"unexpected error: {type(e).__name__}", key=item.key)
+            with guard:
+                in_flight.pop(index, None)
+                if index in settled:
+                    continue  # abandoned: already recorded as unknown
+                settled.add(index)
+                _record(journal, item, outcome, now())
+            if outcome.stops_all:
+                halted.set()
+            done.put((index, outcome))
+
+    signals.sending.set()
+    workers = [
+        threading.Thread(target=work, name=f"submit-{n}", daemon=True)
+        for n in range(max(1, min(concurrency, len(submissions))))
+    ]
+    for worker in workers:
+        worker.start()
+    outcomes: dict[int, Outcome] = {}
+    while len(outcomes) < len(submissions):
+        if signals.abandon.is_set():
+            with intents, guard:
+                for index, item in enumerate(submissions):
+                    if index in settled:
+                        continue
+                    if index in in_flight:  # sent, no answer yet: the server may have started it
+                        settled.add(index)
+                        journal.append_durable(UnknownRecord(item.key, ABANDONED, now()))
+                        outcomes[index] = Outcome("unknown", message=ABANDONED, key=item.key)
+                        on_outcome(outcomes[index])
+                    else:
+                        outcomes[index] = not_sent(index, item, ABANDONED)
+                in_flight.clear()
+            while True:  # outcomes the workers settled before the abandon
+                try:
+                    index, outcome = done.get_nowait()
+                except queue.Empty:
+                    break
+                if index not in outcomes:
+                    outcomes[index] = outcome
+                    on_outcome(outcome)
+            break
+        if failures and not any(w.is_alive() for w in workers):
+            raise failures[0]  # nothing more will come; the runs without an outcome stay as intents
+        try:
+            index, outcome = done.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        if index >= 0 and index not in outcomes:
+            outcomes[index] = outcome
+            on_outcome(outcome)
+    return [outcomes[i] for i in range(len(submissions))]
+
+
+def _skip_reason(halted: threading.Event) -> str:
+    return "not sent: authentication failed for an earlier run" if halted.is_set() else "not sent: interrupted"
+
+
+def _record(journal: Journal, item: Submission, outcome: Outcome, at: str) -> None:
+    if outcome.kind == "submitted":
+        assert outcome.run_id is not None
+        journal.append(SubmittedRecord(item.key, outcome.run_id, outcome.status, at))
+    elif outcome.kind == "unknown":
+        journal.append_durable(UnknownRecord(item.key, outcome.message or "unknown", at))
+    else:  # failed, or skipped between retries: the server surely started nothing
+        journal.append(FailedRecord(item.key, at))

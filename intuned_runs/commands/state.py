@@ -1,0 +1,130 @@
+"""`intuned-runs state list|show|mv|forget|resolve|unlock` (docs/state.md, state commands).
+
+Edits take the lock, fold any leftover journal, change the state, bump the serial and write it
+(`state.edits.carry_out`). forget and resolve prompt on a TTY and need --yes otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from intuned_runs.commands.common import backend_of, load_state, open_repository, settings_from
+from intuned_runs.errors import EXIT_ERROR, EXIT_OK, Refused, UsageError
+from intuned_runs.report.output import Output
+from intuned_runs.report.state import list_json, list_lines, show_json, show_lines
+from intuned_runs.selection import parse
+from intuned_runs.state import edits
+from intuned_runs.state.backend import Backend
+from intuned_runs.state.model import State
+
+
+def run(args: argparse.Namespace, out: Output) -> int:
+    return SUBCOMMANDS[args.state_command](args, out)
+
+
+def _backend(args: argparse.Namespace, out: Output) -> Backend:
+    return backend_of(open_repository(settings_from(args), out), out)
+
+
+def _list(args: argparse.Namespace, out: Output) -> int:
+    state = load_state(_backend(args, out))
+    entries = sorted((k, e) for k, e in state.entries.items() if args.all or not e.is_tombstone)
+    for line in [list_json(entries)] if args.json else list_lines(entries):
+        out.out(line)
+    return EXIT_OK
+
+
+def _show(args: argparse.Namespace, out: Output) -> int:
+    state = load_state(_backend(args, out))
+    entry = state.entries.get(args.key)
+    if entry is None:
+        raise UsageError(f"no state entry {args.key!r}: see 'intuned-runs state list --all'")
+    for line in [show_json(args.key, entry)] if args.json else show_lines(args.key, entry):
+        out.out(line)
+    return EXIT_OK
+
+
+def _confirmation(args: argparse.Namespace, out: Output, question: Callable[[edits.Edit], str]) -> edits.Confirm:
+    def confirm(edit: edits.Edit) -> bool:
+        if args.yes:
+            return True
+        text = question(edit)
+        if not out.interactive():
+            raise Refused(f"{text.rstrip('?')}: this needs confirmation; pass --yes")
+        return out.confirm(f"{text} [y/N]")
+
+    return confirm
+
+
+def _carry_out(
+    args: argparse.Namespace,
+    out: Output,
+    change: Callable[[State, str], edits.Edit],
+    confirm: edits.Confirm = lambda edit: True,
+) -> edits.Edit | None:
+    return edits.carry_out(
+        _backend(args, out),
+        change,
+        command=f"intuned-runs state {args.state_command}",
+        lock_timeout=args.lock_timeout,
+        confirm=confirm,
+    )
+
+
+def _mv(args: argparse.Namespace, out: Output) -> int:
+    _carry_out(args, out, lambda state, now: edits.move(state, args.old, args.new))
+    out.out(f"Moved {args.old} → {args.new}.")
+    return EXIT_OK
+
+
+def _forget(args: argparse.Namespace, out: Output) -> int:
+    selectors = parse(args.selectors)
+    ask = _confirmation(args, out, lambda edit: f"Forget {len(edit.keys)} runs from state?")
+
+    def confirm(edit: edits.Edit) -> bool:
+        for key in edit.keys:
+            out.err(f"- {key}")
+        return ask(edit)
+
+    edit = _carry_out(args, out, lambda state, now: edits.forget(state, selectors, now), confirm)
+    if edit is None:
+        out.err("Nothing forgotten.")
+        return EXIT_ERROR
+    out.out(f"Forgot {len(edit.keys)} runs (kept as tombstones).")
+    return EXIT_OK
+
+
+def _resolve(args: argparse.Namespace, out: Output) -> int:
+    selectors = parse(args.selectors)
+    if args.run_id and not args.submitted:
+        raise UsageError("--run-id goes with --submitted")
+    verdict = "submitted" if args.submitted else "not submitted"
+    confirm = _confirmation(args, out, lambda edit: f"Mark {len(edit.keys)} runs as {verdict}?")
+    edit = _carry_out(
+        args,
+        out,
+        lambda state, now: edits.resolve(state, selectors, submitted=args.submitted, run_id=args.run_id),
+        confirm,
+    )
+    if edit is None:
+        out.err("Nothing resolved.")
+        return EXIT_ERROR
+    out.out(f"Resolved {len(edit.keys)} runs as {verdict}.")
+    return EXIT_OK
+
+
+def _unlock(args: argparse.Namespace, out: Output) -> int:
+    holder = _backend(args, out).force_unlock()
+    out.out(f"Removed the lock held by {holder}." if holder else "The state was not locked.")
+    return EXIT_OK
+
+
+SUBCOMMANDS: dict[str, Callable[[argparse.Namespace, Output], int]] = {
+    "list": _list,
+    "show": _show,
+    "mv": _mv,
+    "forget": _forget,
+    "resolve": _resolve,
+    "unlock": _unlock,
+}

@@ -1,0 +1,74 @@
+"""The state-backend seam (docs/state.md; docs/shared-state.md): what plan, apply and the `state` commands
+need from wherever the state is kept.
+
+    load()                  the state with its journal replayed; no lock, no write (plan reads this way)
+    lock(command, timeout)  hold the one writer's lock, or LockHeld naming the holder
+    journal(base)           record an apply's steps: intents durable before a request, outcomes after
+    fold()                  replay the journal into the state and clear it (the caller holds the lock)
+    write(state)            replace the state (the `state` commands; the journal is folded first)
+    force_unlock()          `state unlock`: remove a lock whose holder is known to be dead
+
+The file backend (`state.store.StateStore`) is the one every guarantee was first built on; a shared
+backend keeps the same guarantees with its own lock and records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Protocol
+
+from intuned_runs.redaction import Redactor
+from intuned_runs.state.journal import Record
+from intuned_runs.state.model import State
+from intuned_runs.state.store import StateStore
+
+
+class Journal(Protocol):
+    """One apply's records. `append_durable` returns once the records (and all before them) are kept."""
+
+    @property
+    def base(self) -> State: ...
+
+    def append(self, record: Record) -> None: ...
+
+    def append_durable(self, *records: Record) -> None: ...
+
+
+class Backend(Protocol):
+    display: str  # the path, or the URL with its password masked: for messages
+
+    def now(self) -> str: ...
+
+    def load(self) -> State: ...
+
+    def lock(self, command: str, timeout: float = 0.0) -> AbstractContextManager[None]: ...
+
+    def journal(self, base: State | None = None) -> AbstractContextManager[Journal]: ...
+
+    def fold(self) -> State: ...
+
+    def write(self, state: State) -> None: ...
+
+    def force_unlock(self) -> str | None: ...
+
+
+def open_backend(
+    location: Path,
+    *,
+    display: str,
+    redactor: Redactor | None,
+    upgrade: Callable[[State], State],
+    fingerprint_version: int,
+    schema_version: str | None,
+) -> Backend:
+    """The backend that keeps the state at `location`."""
+    return StateStore(
+        location,
+        display=display,
+        redactor=redactor,
+        upgrade=upgrade,
+        fingerprint_version=fingerprint_version,
+        schema_version=schema_version,
+    )

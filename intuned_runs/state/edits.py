@@ -1,0 +1,83 @@
+"""The `state` commands' edits (docs/state.md, state commands): pure `State → Edit` functions, and the one
+way to carry one out — lock, fold, edit, confirm, bump the serial, write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from intuned_runs.errors import UsageError
+from intuned_runs.selection import Selector, pick
+from intuned_runs.state.backend import Backend
+from intuned_runs.state.model import State, bump
+
+
+@dataclass(frozen=True)
+class Edit:
+    state: State  # the edited state, serial not yet bumped
+    keys: tuple[str, ...]  # the entries it changes, sorted
+
+
+Confirm = Callable[[Edit], bool]
+
+
+def move(state: State, old: str, new: str) -> Edit:
+    entries = dict(state.entries)
+    if old not in entries or entries[old].is_tombstone:
+        raise UsageError(f"no state entry {old!r}")
+    if new in entries and not entries[new].is_tombstone:
+        raise UsageError(f"state entry {new!r} exists already")
+    if new.count("/") != 1:
+        raise UsageError(f"{new!r} is not a run key PROJECT/NAME")
+    entries[new] = entries.pop(old)
+    return Edit(replace(state, entries=entries), (old, new))
+
+
+def forget(state: State, selectors: tuple[Selector, ...], now: str) -> Edit:
+    live = [(k, None) for k, e in state.entries.items() if not e.is_tombstone]
+    keys = tuple(sorted(pick(selectors, live, "selector")))
+    entries = dict(state.entries)
+    for key in keys:
+        entries[key] = replace(entries[key], removed_at=now)
+    return Edit(replace(state, entries=entries), keys)
+
+
+def resolve(state: State, selectors: tuple[Selector, ...], *, submitted: bool, run_id: str | None) -> Edit:
+    """Settle unknown outcomes: submitted (with the run ID, when known), or never started."""
+    # Tombstones too: a removed and re-added run is still blocked by its unknown outcome (docs/plan.md).
+    unknown = [(k, None) for k, e in state.entries.items() if e.unknown is not None]
+    keys = tuple(sorted(pick(selectors, unknown, "selector (of runs with an unknown outcome)")))
+    if run_id and len(keys) > 1:
+        raise UsageError(f"--run-id names one run, but {selectors[0].text!r} matches {len(keys)}: select one key")
+    entries = dict(state.entries)
+    for key in keys:
+        entry = entries[key]
+        assert entry.unknown is not None
+        if submitted:
+            entries[key] = replace(entry, unknown=None, run_id=run_id or entry.run_id, submitted_at=entry.unknown.since)
+        elif entry.unknown.previous is not None:
+            entries[key] = entry.unknown.previous  # never started: back to the last submission
+        else:
+            del entries[key]  # never started, never submitted before: the next plan offers it as new
+    return Edit(replace(state, entries=entries), keys)
+
+
+def carry_out(
+    backend: Backend,
+    change: Callable[[State, str], Edit],
+    *,
+    command: str,
+    lock_timeout: float,
+    confirm: Confirm = lambda edit: True,
+) -> Edit | None:
+    """Lock, fold, change (given the backend's current time), confirm, bump the serial, write.
+
+    Returns the edit written, or None when `confirm` declined (nothing is written)."""
+    with backend.lock(command, lock_timeout):
+        state = backend.fold()
+        edit = change(state, backend.now())
+        if not confirm(edit):
+            return None
+        backend.write(bump(edit.state))
+        return edit

@@ -1,0 +1,128 @@
+"""The state file's format (docs/state.md, State file): the encoder and the decoder, in one place.
+
+`dumps` writes indented JSON with sorted keys (it diffs and merges in git); `loads` reads it back, and any
+file it cannot trust (unparsable, an unknown version, a field of the wrong type) is a StateError, never an
+empty state, which would resubmit everything. Every backend stores this same document.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from intuned_runs.errors import StateError
+from intuned_runs.problems import JSON_FILE_WORDS, json_type
+from intuned_runs.state.model import VERSION, Entry, State, Unknown
+
+RESTORE = "restore it from git or your CI artifacts"
+_STR: tuple[type, ...] = (str,)
+_OPT_STR: tuple[type, ...] = (str, type(None))
+
+
+def dumps(state: State) -> str:
+    """The state file's exact text: it diffs and merges well in git."""
+    return json.dumps(state.to_json(), indent=2, sort_keys=True) + "\n"
+
+
+def loads(data: bytes, display: str) -> State:
+    """The state in `data`; `display` names the file (or object) in errors."""
+    return _Decoder(display).decode(data)
+
+
+def _words(value: object) -> str:
+    return JSON_FILE_WORDS[json_type(value)]
+
+
+class _Decoder:
+    def __init__(self, display: str) -> None:
+        self.display = display
+
+    def _fail(self, what: str) -> StateError:
+        return StateError(f"state file {self.display} {what}: {RESTORE}; refusing to treat it as empty")
+
+    def decode(self, data: bytes) -> State:
+        if not data.strip():
+            raise self._fail("is empty")
+        try:
+            raw = json.loads(data)
+        except UnicodeDecodeError as e:
+            raise self._fail("is not valid UTF-8") from e
+        except json.JSONDecodeError as e:
+            raise self._fail(f"is not valid JSON (line {e.lineno})") from e
+        if not isinstance(raw, dict):
+            raise self._fail(f"holds {_words(raw)}, not a JSON object")
+        if "version" not in raw:
+            raise self._fail("has no 'version'")
+        version = raw["version"]
+        if version != VERSION or type(version) is not int:
+            if type(version) is int and version > VERSION:
+                raise StateError(
+                    f"state file {self.display} has version {version}, written by a newer intuned-runs "
+                    f"(this one reads version {VERSION}): upgrade intuned-runs"
+                )
+            raise self._fail(f"has unknown version {json.dumps(version)}")
+        lineage = self._field(raw, "lineage", _STR, "a string")
+        serial = self._field(raw, "serial", (int,), "an integer")
+        workspace_id = self._field(raw, "workspace_id", _OPT_STR, "a string or null")
+        fingerprint_version = self._field(raw, "fingerprint_version", (int,), "an integer")
+        schema_version = self._field(raw, "schema_version", _OPT_STR, "a string or null")
+        raw_entries = self._field(raw, "entries", (dict,), "an object")
+        entries = {key: self._entry(key, value) for key, value in raw_entries.items()}
+        return State(
+            version=version,
+            lineage=lineage,
+            serial=serial,
+            workspace_id=workspace_id,
+            fingerprint_version=fingerprint_version,
+            schema_version=schema_version,
+            entries=entries,
+        )
+
+    def _field(self, raw: dict[str, Any], name: str, types: tuple[type, ...], expected: str) -> Any:
+        if name not in raw:
+            raise self._fail(f"is missing {name!r}")
+        value = raw[name]
+        if not isinstance(value, types) or isinstance(value, bool):
+            raise self._fail(f"has {_words(value)} for {name!r}, expected {expected}")
+        return value
+
+    def _entry(self, key: str, raw: Any) -> Entry:
+        # The hot path of a 10,000-entry load: one dict lookup per field and one type test each.
+        if type(raw) is not dict:
+            raise self._fail(f"has {_words(raw)} for entry {key!r}, expected an object")
+        try:
+            fingerprint = raw["fingerprint"]
+            request = raw["request"]
+            run_id = raw["run_id"]
+            submitted_at = raw["submitted_at"]
+            status = raw["status"]
+            status_at = raw["status_at"]
+            unknown_raw = raw["unknown"]
+            removed_at = raw["removed_at"]
+        except KeyError as e:
+            raise self._fail(f"is missing {e.args[0]!r} in entry {key!r}") from None
+        if not (
+            type(fingerprint) is str
+            and type(request) is dict
+            and (run_id is None or type(run_id) is str)
+            and (submitted_at is None or type(submitted_at) is str)
+            and (status is None or type(status) is str)
+            and (status_at is None or type(status_at) is str)
+            and (removed_at is None or type(removed_at) is str)
+        ):
+            raise self._fail(f"has a field of the wrong type in entry {key!r}")
+        unknown = None
+        if unknown_raw is not None:
+            if not (
+                type(unknown_raw) is dict
+                and type(unknown_raw.get("since")) is str
+                and type(unknown_raw.get("reason")) is str
+            ):
+                raise self._fail(f"has a malformed 'unknown' in entry {key!r}")
+            previous = unknown_raw.get("previous")
+            unknown = Unknown(
+                unknown_raw["since"],
+                unknown_raw["reason"],
+                None if previous is None else self._entry(key, previous),
+            )
+        return Entry(fingerprint, request, run_id, submitted_at, status, status_at, unknown, removed_at)

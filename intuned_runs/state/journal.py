@@ -1,0 +1,273 @@
+"""Journal records and their replay (docs/state.md, Journal): pure data and functions, no I/O.
+
+An apply records an intent (durable) before each request and the outcome after it. `replay` turns a state
+plus records into the next state; readers replay and never write, so a process killed at any instant
+leaves every journaled submission visible and every other intent `unknown`. Backends keep the records
+their own way (JSON lines in a file, rows, objects); the file backend's lines are `encode(record)`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from intuned_runs.errors import StateError
+from intuned_runs.problems import JSON_FILE_WORDS, json_type
+from intuned_runs.state.model import Entry, State, Unknown
+
+# An intent replayed without its outcome: the process died (or lost its store) after sending.
+NO_OUTCOME = "interrupted before the outcome was recorded"
+
+
+@dataclass(frozen=True)
+class JournalHeader:
+    lineage: str
+    base_serial: int
+
+
+@dataclass(frozen=True)
+class IntentRecord:
+    """Written and fsync'ed before the request is sent."""
+
+    key: str
+    fingerprint: str
+    request: dict[str, Any]
+    at: str
+
+
+@dataclass(frozen=True)
+class SubmittedRecord:
+    key: str
+    run_id: str
+    status: str | None
+    at: str
+
+
+@dataclass(frozen=True)
+class FailedRecord:
+    """The server surely started nothing: the intent is cancelled, the entry unchanged."""
+
+    key: str
+    at: str
+
+
+@dataclass(frozen=True)
+class UnknownRecord:
+    key: str
+    reason: str
+    at: str
+
+
+@dataclass(frozen=True)
+class ForgetRecord:
+    key: str
+    at: str
+
+
+@dataclass(frozen=True)
+class MoveRecord:
+    source: str  # "from" in the journal
+    target: str  # "to"
+    at: str
+
+
+@dataclass(frozen=True)
+class StatusRecord:
+    key: str
+    status: str
+    at: str
+
+
+@dataclass(frozen=True)
+class WorkspaceRecord:
+    workspace_id: str
+
+
+Record = (
+    IntentRecord
+    | SubmittedRecord
+    | FailedRecord
+    | UnknownRecord
+    | ForgetRecord
+    | MoveRecord
+    | StatusRecord
+    | WorkspaceRecord
+)
+
+# type name -> (class, ((json name, attribute, allowed types), ...))
+_STR: tuple[type, ...] = (str,)
+_OPT_STR: tuple[type, ...] = (str, type(None))
+_RECORDS: dict[str, tuple[type, tuple[tuple[str, str, tuple[type, ...]], ...]]] = {
+    "intent": (
+        IntentRecord,
+        (
+            ("key", "key", _STR),
+            ("fingerprint", "fingerprint", _STR),
+            ("request", "request", (dict,)),
+            ("at", "at", _STR),
+        ),
+    ),
+    "submitted": (
+        SubmittedRecord,
+        (
+            ("key", "key", _STR),
+            ("run_id", "run_id", _STR),
+            ("status", "status", _OPT_STR),
+            ("at", "at", _STR),
+        ),
+    ),
+    "failed": (FailedRecord, (("key", "key", _STR), ("at", "at", _STR))),
+    "unknown": (UnknownRecord, (("key", "key", _STR), ("reason", "reason", _STR), ("at", "at", _STR))),
+    "forget": (ForgetRecord, (("key", "key", _STR), ("at", "at", _STR))),
+    "move": (MoveRecord, (("from", "source", _STR), ("to", "target", _STR), ("at", "at", _STR))),
+    "status": (StatusRecord, (("key", "key", _STR), ("status", "status", _STR), ("at", "at", _STR))),
+    "workspace": (WorkspaceRecord, (("workspace_id", "workspace_id", _STR),)),
+}
+_TYPE_OF = {cls: name for name, (cls, _) in _RECORDS.items()}
+
+
+def record_to_json(record: Record | JournalHeader) -> dict[str, Any]:
+    if isinstance(record, JournalHeader):
+        return {"type": "header", "lineage": record.lineage, "base_serial": record.base_serial}
+    name = _TYPE_OF[type(record)]
+    out: dict[str, Any] = {"type": name}
+    for json_name, attr, _ in _RECORDS[name][1]:
+        out[json_name] = getattr(record, attr)
+    return out
+
+
+def record_from_json(raw: object) -> Record:
+    """Raises ValueError naming what is wrong; the reader adds the address."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"a record must be a JSON object, not {JSON_FILE_WORDS[json_type(raw)]}")
+    name = raw.get("type")
+    if not isinstance(name, str) or name not in _RECORDS:
+        raise ValueError(f"unknown record type {name!r}")
+    cls, fields = _RECORDS[name]
+    values: dict[str, Any] = {}
+    for json_name, attr, types in fields:
+        if json_name not in raw:
+            raise ValueError(f"{name} record is missing {json_name!r}")
+        value = raw[json_name]
+        if not isinstance(value, types):
+            raise ValueError(f"{name} record field {json_name!r} must not be {JSON_FILE_WORDS[json_type(value)]}")
+        values[attr] = value
+    record: Record = cls(**values)
+    return record
+
+
+def replay(state: State, records: Iterable[Record], *, source: str = "journal") -> State:
+    """Apply journal records to a state: pure, no I/O, no clock.
+
+    The serial rises by exactly 1 when the records hold a submission, an outcome other than `failed`
+    (an intent left without outcome counts as one), a forget, a move or a workspace; status-only and
+    failed-only journals leave it as it was (docs/state.md).
+    """
+    entries = dict(state.entries)
+    workspace_id = state.workspace_id
+    pending: dict[str, IntentRecord] = {}
+    changed = False
+
+    def intent_of(record: SubmittedRecord | FailedRecord | UnknownRecord, kind: str) -> IntentRecord:
+        intent = pending.pop(record.key, None)
+        if intent is None:
+            raise StateError(f"{source} records {kind} for {record.key!r} without an intent before it")
+        return intent
+
+    for record in records:
+        if isinstance(record, IntentRecord):
+            pending[record.key] = record
+        elif isinstance(record, SubmittedRecord):
+            intent = intent_of(record, "a submission")
+            entries[record.key] = Entry(
+                fingerprint=intent.fingerprint,
+                request=intent.request,
+                run_id=record.run_id,
+                submitted_at=record.at,
+                status=record.status,
+                status_at=record.at if record.status is not None else None,
+            )
+            changed = True
+        elif isinstance(record, UnknownRecord):
+            intent = intent_of(record, "an unknown outcome")
+            entries[record.key] = _unknown_entry(intent, record.at, record.reason, entries.get(record.key))
+            changed = True
+        elif isinstance(record, FailedRecord):
+            intent_of(record, "a failure")
+        elif isinstance(record, ForgetRecord):
+            if record.key in entries:
+                entries[record.key] = replace(entries[record.key], removed_at=record.at)
+            changed = True
+        elif isinstance(record, MoveRecord):
+            if record.source in entries:
+                entries[record.target] = entries.pop(record.source)
+            changed = True
+        elif isinstance(record, StatusRecord):
+            if record.key in entries:
+                entries[record.key] = replace(entries[record.key], status=record.status, status_at=record.at)
+        else:
+            workspace_id = record.workspace_id
+            changed = True
+    for intent in pending.values():
+        entries[intent.key] = _unknown_entry(intent, intent.at, NO_OUTCOME, entries.get(intent.key))
+        changed = True
+    return replace(
+        state,
+        serial=state.serial + 1 if changed else state.serial,
+        workspace_id=workspace_id,
+        entries=entries,
+    )
+
+
+def _unknown_entry(intent: IntentRecord, since: str, reason: str, before: Entry | None) -> Entry:
+    """The intent's definition, marked unknown, remembering the last submitted entry it replaces."""
+    previous = before
+    if before is not None and before.unknown is not None:
+        previous = before.unknown.previous  # unknown again: the last known submission stays
+    if previous is not None and (previous.is_tombstone or previous.run_id is None):
+        previous = None
+    return Entry(fingerprint=intent.fingerprint, request=intent.request, unknown=Unknown(since, reason, previous))
+
+
+def parse_journal(data: bytes, display: str) -> tuple[JournalHeader | None, list[Record]]:
+    """Parse a journal's lines; a torn (unparsable) last line is what a crash leaves and is ignored."""
+    lines = data.split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    header: JournalHeader | None = None
+    records: list[Record] = []
+    for number, line in enumerate(lines, 1):
+        try:
+            raw = json.loads(line)
+        except ValueError as e:  # UnicodeDecodeError is a ValueError too
+            if number == len(lines):
+                break
+            raise StateError(
+                f"journal {display} line {number} is damaged and is not the last line, so it cannot be "
+                "trusted: inspect it (it records runs that may have been submitted), repair or remove "
+                "that line, then retry"
+            ) from e
+        try:
+            if number == 1:
+                header = header_from_json(raw)
+            else:
+                records.append(record_from_json(raw))
+        except ValueError as e:
+            raise StateError(f"journal {display} line {number}: {e}") from e
+    return header, records
+
+
+def header_from_json(raw: object) -> JournalHeader:
+    if not isinstance(raw, dict) or raw.get("type") != "header":
+        raise ValueError("the first line must be the journal header")
+    lineage, base_serial = raw.get("lineage"), raw.get("base_serial")
+    if not isinstance(lineage, str) or type(base_serial) is not int:
+        raise ValueError("the header needs a string 'lineage' and an integer 'base_serial'")
+    return JournalHeader(lineage, base_serial)
+
+
+def encode(record: Record | JournalHeader) -> bytes:
+    """One journal line: compact JSON with sorted keys, ASCII, newline-terminated."""
+    return (json.dumps(record_to_json(record), sort_keys=True, separators=(",", ":")) + "\n").encode("ascii")

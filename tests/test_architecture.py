@@ -155,3 +155,26 @@ def test_no_type_ignore_in_the_command_handlers() -> None:
         if "type: ignore" in line
     ]
     assert ignored == []
+
+
+CITATION = re.compile(r"docs/([a-z-]+\.md)(?:, ([A-Z][A-Za-z ]+?))?(?=[);:.,]|$)")
+
+
+def headings_of(document: Path) -> list[str]:
+    return re.findall(r"^#+ (.+)$", document.read_text(encoding="utf-8"), flags=re.M) if document.exists() else []
+
+
+def test_comments_cite_documents_and_sections_that_exist() -> None:
+    # Code comments cite docs/FILE.md or docs/FILE.md, Section; each must exist in this repository.
+    sources = [*PACKAGE.rglob("*.py"), *(PROJECT / "tests").rglob("*.py"), *(PROJECT / "bench").glob("*.py")]
+    missing = []
+    for path in sorted(sources):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            for document, section in CITATION.findall(line):
+                target = PROJECT / "docs" / document
+                headings = headings_of(target)
+                # "Sending and Outcomes" cites two sections; "Streams and colour" is one heading.
+                parts = [section] if section in headings else section.split(" and ") if section else []
+                if not target.exists() or any(part not in headings for part in parts):
+                    missing.append(f"{path.relative_to(PROJECT)}:{number}: docs/{document}, {section}")
+    assert missing == []

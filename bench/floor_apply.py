@@ -94,19 +94,20 @@ MODES: dict[str, Callable[[str, Sequence[Body], int], Counter[int]]] = {
 
 
 @contextmanager
-def open_server(kind: str = "emulator") -> Iterator[Server]:
-    """A fresh server in this process: the project's emulator, or the stdlib stand-in."""
+def open_server(kind: str = "emulator", latency_ms: int = 0) -> Iterator[Server]:
+    """A fresh server in this process: the project's emulator, or the stdlib stand-in; with `latency_ms`,
+    each start is answered that long after it arrives (a real Run API's latency)."""
     if kind == "standin":
         from standin_server import StandinServer
 
-        with StandinServer(complete_after=0) as standin:
+        with StandinServer(complete_after=0, latency_ms=latency_ms) as standin:
             yield standin
         return
     try:
         from intuned_runs.emulator.server import Emulator  # type: ignore[import-not-found,unused-ignore]
     except ImportError as e:
         raise Unavailable(f"intuned_runs.emulator is not importable: {e}") from e
-    with Emulator(complete_after=0) as emulator:
+    with Emulator(complete_after=0, latency_ms=latency_ms) as emulator:
         yield emulator
 
 
@@ -133,14 +134,16 @@ class Measurement:
     server_busy: float  # CPU seconds of this process (the server only) per wall second while clients ran
 
 
-def measure(mode: str, runs: int, concurrency: int, *, clients: int = 1, server: str = "emulator") -> Measurement:
+def measure(
+    mode: str, runs: int, concurrency: int, *, clients: int = 1, server: str = "emulator", latency_ms: int = 0
+) -> Measurement:
     """Server-side throughput of `clients` fresh client processes of `mode`, each posting `runs` bodies.
 
     Each client says `ready` once its imports are done and its bodies built, then waits for `go`, so
     several clients start together and none of their start-up falls inside the timed window. While they
     run, this process does nothing but serve, so its CPU time shows how close the server is to saturation.
     """
-    with open_server(server) as srv:
+    with open_server(server, latency_ms) as srv:
         cmd = [*client_command(srv.url, mode, runs, concurrency), "--wait-for-go"]
         procs = [
             subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -34,7 +34,8 @@ class Received:
 
 
 class StandinServer:
-    def __init__(self, complete_after: float = 0) -> None:
+    def __init__(self, complete_after: float = 0, latency_ms: int = 0) -> None:
+        self.latency = latency_ms / 1000  # each start is answered after this long, as the emulator's --latency
         self.received: list[Received] = []
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -71,7 +72,7 @@ class StandinServer:
             return f"ru_standin{next(self._ids):011d}"
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
-        record = self._record
+        record, latency = self._record, self.latency
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, as httpx clients expect of a real server
@@ -80,6 +81,8 @@ class StandinServer:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
                 run_id = record(self.path, body)
+                if latency:
+                    time.sleep(latency)
                 payload = json.dumps({"runId": run_id, "status": "pending"}).encode()
                 self.send_response(201)
                 self.send_header("Content-Type", "application/json")

@@ -174,9 +174,22 @@ def test_run_quick_prints_every_row() -> None:
         if line.startswith("| ")
     ]
     assert rows[0] == ["benchmark", "measured", "floor", "ratio", "peak RSS", "target", "verdict"]
+    names = [row[0].split(":")[0] for row in rows[1:]]
+    assert names == [
+        "plan",
+        "watch",
+        "apply",
+        "emulator capacity",
+        "apply against 100 ms latency",
+        "small repository",
+        "scale",
+        "scale",
+        "start-up",
+    ]
     by_name = {row[0].split(":")[0]: row for row in rows[1:]}
-    assert list(by_name) == ["plan", "watch", "apply", "emulator capacity", "start-up"]
-    for name in ("plan", "apply", "start-up"):
+    scale_apply, scale_plan = (row for row in rows[1:] if row[0].startswith("scale"))
+    assert scale_apply[4].endswith(" MB") and scale_plan[4].endswith(" MB"), (scale_apply, scale_plan)
+    for name in ("plan", "apply", "apply against 100 ms latency", "small repository", "scale", "start-up"):
         measured, floor = by_name[name][1], by_name[name][2]
         assert not measured.startswith("n/a"), by_name[name]
         assert floor != "–", by_name[name]

@@ -183,11 +183,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--read-timeout", type=duration, default="60s", metavar="DUR")
     p.add_argument("--emulator", action="store_true")
 
-    p = command("schema", "pull the request schema from the OpenAPI spec")
-    schema_sub = p.add_subparsers(dest="schema_command", metavar="pull", parser_class=_Parser, required=True)
+    p = command("schema", "pull the request schema from the OpenAPI spec, export the editor schemas")
+    schema_sub = p.add_subparsers(dest="schema_command", metavar="pull|export", parser_class=_Parser, required=True)
     pull = _subcommand(schema_sub, "pull", "extract the request-body schema", EXAMPLES["schema"])
     pull.add_argument("--spec", metavar="PATH_OR_URL")
     pull.add_argument("--check", action="store_true", help="exit 1 if the file would change")
+    export = _subcommand(
+        schema_sub,
+        "export",
+        "write the JSON Schemas of run files and the config, for editors",
+        "intuned-runs schema export --out schemas",
+    )
+    export.add_argument(
+        "--out", metavar="DIR", help="where to write runs-file.schema.json and config.schema.json (default: schemas)"
+    )
 
     p = command("state", "inspect and edit the state")
     state_sub = p.add_subparsers(dest="state_command", metavar="SUBCOMMAND", parser_class=_Parser, required=True)

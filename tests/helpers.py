@@ -335,3 +335,23 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in TOOL_VARIABLES}
     env.update(extra)
     return env
+
+
+def check_jsonschema(files: list[Path], *schema: str) -> dict[str, list[str]]:
+    """check-jsonschema (a third party) on `files` with `schema` (`--schemafile PATH` or `--builtin-schema
+    NAME`): file name → the messages of its errors (empty when it is valid). One process for all files."""
+    done = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", *schema, "--output-format", "json", *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    report = json.loads(done.stdout)
+    assert not report.get("parse_errors"), report["parse_errors"]
+    found: dict[str, list[str]] = {str(f): [] for f in files}
+    for error in report["errors"]:
+        deepest = error.get("best_deep_match") or error  # errors without sub-errors carry their own message
+        found[error["filename"]].append(f"{deepest['path']}: {deepest['message']}")
+    assert done.returncode == (1 if any(found.values()) else 0), done.stderr
+    return found

@@ -157,6 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--retry-unknown", action="store_true", help="plan runs with an unknown outcome for submission")
     p.add_argument("--strict", action="store_true", help="treat validation warnings as errors")
+    p.add_argument(
+        "--since",
+        metavar="REF",
+        help="plan the difference from git revision REF, with no state and no secrets (default: off)",
+    )
 
     p = command("apply", "submit the runs that changed or were requested")
     p.add_argument("planfile", nargs="?", metavar="PLANFILE", help="a plan saved with plan --out")

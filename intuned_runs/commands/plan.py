@@ -14,6 +14,10 @@ from intuned_runs.report.plan import blocked_lines, plan_document, workspace_war
 
 
 def run(args: argparse.Namespace, out: Output) -> int:
+    if args.since is not None:  # no state, no workspace: a mode of its own (docs/plan.md)
+        from intuned_runs.commands import plan_since
+
+        return plan_since.run(args, out)
     settings = settings_from(args)
     repository = open_repository(settings, out)
     desired = validated(repository, out, strict=args.strict)

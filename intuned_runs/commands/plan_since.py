@@ -1,0 +1,49 @@
+"""`intuned-runs plan --since REF` (docs/plan.md, Plan since a git revision): the difference the change makes
+to the definitions, from git history. It opens no state, takes no lock, needs no workspace and no secret."""
+
+from __future__ import annotations
+
+import argparse
+
+from intuned_runs.commands.common import open_repository, settings_from, validated
+from intuned_runs.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, UsageError
+from intuned_runs.problems import errors_in
+from intuned_runs.report.output import Output
+from intuned_runs.report.plan import plan_text
+from intuned_runs.report.since import context_line, since_json, since_markdown
+from intuned_runs.revision import commit_of, desired_at, work_tree
+from intuned_runs.since import plan_since
+
+REFUSED = (("force", "--run"), ("retry_unknown", "--retry-unknown"), ("out", "--out"))
+
+
+def run(args: argparse.Namespace, out: Output) -> int:
+    ref: str = args.since
+    for attribute, flag in REFUSED:
+        if getattr(args, attribute):
+            raise UsageError(f"{flag} cannot be used with --since: a plan since a git revision submits nothing")
+    repository = open_repository(settings_from(args), out)
+    config = repository.config
+    commit_of(work_tree(config.repository), ref)  # one error line before anything is loaded
+    out.info(context_line(ref, config.env_name))
+    desired = validated(repository, out, strict=args.strict)
+    if desired is None:
+        return EXIT_ERROR
+    before = desired_at(repository, ref)
+    if errors_in(list(before.problems)):
+        errors = sum(1 for p in before.problems if p.severity == "error")
+        out.err(f"warning: the run files at {ref} have {errors} error(s): the runs that did not load there show as new")
+    plan = plan_since(
+        before, desired, repository.schema, schema_version=repository.schema_version, select=tuple(args.select)
+    )
+    fmt = "json" if args.json else args.format
+    if fmt == "json":
+        out.out(since_json(plan, ref, config.env_name, desired.problems))
+    elif fmt == "markdown":
+        out.out(since_markdown(plan, ref, config.env_name))
+    else:
+        for line in plan_text(plan, out.verbose):
+            out.out(line)
+    if args.detailed_exitcode and plan.has_changes:
+        return EXIT_CHANGES
+    return EXIT_OK

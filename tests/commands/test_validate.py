@@ -422,7 +422,8 @@ def test_help_through_the_installed_command() -> None:
         ),
         (
             ("schema",),
-            "error: intuned-runs schema: the following arguments are required: pull (see intuned-runs schema --help)",
+            "error: intuned-runs schema: the following arguments are required: pull|export "
+            "(see intuned-runs schema --help)",
         ),
     ],
 )

@@ -34,10 +34,5 @@ def plan_since(
     select: tuple[str, ...] = (),
 ) -> Plan:
     """The difference from `before` (the runs at REF) to `after` (the runs now), `--select` applied."""
-    on_change = Desired(
-        tuple(replace(run, trigger="on-change") for run in after.runs),
-        after.moves,
-        after.problems,
-        after.secret_names,
-    )
+    on_change = replace(after, runs=tuple(replace(run, trigger="on-change") for run in after.runs))
     return plan_runs(on_change, as_state(before, schema_version), schema, select=select)

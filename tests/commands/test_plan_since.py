@@ -282,3 +282,14 @@ def test_errors_at_the_revision_are_a_warning(repo: Repo) -> None:
     assert result.err_lines[-1] == (
         "warning: the run files at HEAD have 1 error(s): the runs that did not load there show as new"
     )
+
+
+def test_a_secret_value_appears_in_no_format(history: Repo, clean_env: pytest.MonkeyPatch) -> None:
+    canary = "canary-S3cr3t-77f1e2"
+    clean_env.setenv("HOOK_TOKEN", canary)  # set or not, the plan renders secret() as its placeholder
+    history.edit("runs.d/shop.yaml", "headers: {A:", "headers: {B:")  # the header around the secret changes
+    for fmt in ("text", "json", "markdown"):
+        result = history.cli("plan", "--since", "before", "--format", fmt, "-v")
+        assert result.code == 0, result.err
+        assert "(secret:HOOK_TOKEN)" in result.out, fmt
+        assert canary not in result.out + result.err, fmt

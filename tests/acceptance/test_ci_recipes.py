@@ -49,7 +49,7 @@ ACTION_FILE = PROJECT / "action.yml"
 WORKFLOW_FILE = PROJECT / "examples/ci/github-actions.yml"
 GITLAB_FILE = PROJECT / "examples/ci/gitlab-ci.yml"
 ACTION_USES = "OWNER/intuned-runs@v0.1.0"
-MARKER = "<!-- intuned-runs plan: .  -->"  # the action's comment marker: working directory "." and no args
+MARKER = "<!-- intuned-runs plan: . -->"  # the action's comment marker: working directory "." and no args
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -596,3 +596,15 @@ def test_gitlab_default_branch_applies_to_the_emulator(standard: Repo, tmp_path:
     assert sort_bodies(bodies(emulator, 201)) == sort_bodies(
         [("shop", BODY_DAILY_US), ("shop", BODY_HOURLY), ("portal", BODY_ORDERS)]
     )
+
+
+def test_each_set_of_options_keeps_a_comment_of_its_own(standard: Repo, tmp_path: Path) -> None:
+    runner = Runner(tmp_path / "runner", standard.root, {})
+    for args in ("", "--select portal/*", "", "--select portal/*"):
+        result = runner.action({"command": "plan", "args": args}, github_event("pull_request"), {})
+        assert result.ok, result.log
+    assert [c["body"].splitlines()[0] for c in runner.comments] == [
+        "<!-- intuned-runs plan: . -->",
+        "<!-- intuned-runs plan: . --select portal/* -->",
+    ]
+    assert "portal/orders" in runner.comments[1]["body"] and "shop/daily-us" not in runner.comments[1]["body"]

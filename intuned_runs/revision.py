@@ -1,16 +1,15 @@
 """The repository's files as they were at a git revision, for `plan --since REF`
 (docs/plan.md, Plan since a git revision).
 
-git writes REF's run files and config (`git archive`) into a temporary directory, which the same loader
-then reads as a repository of its own: the working tree, the index and HEAD are untouched, and nothing
-there is rendered differently from the current files. git's failures become one line each.
+REF's run files and config, read from git's object store (`git ls-tree`, `git cat-file`), are written into
+a temporary directory, which the same loader then reads as a repository of its own: the working tree, the
+index and HEAD are untouched, and nothing there is rendered differently from the current files. git's
+failures become one line each.
 """
 
 from __future__ import annotations
 
-import io
 import subprocess
-import tarfile
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -22,16 +21,14 @@ from intuned_runs.errors import ProblemsFound, UsageError
 from intuned_runs.repository import Repository
 
 GIT_TIMEOUT = 120.0  # seconds; a repository's history is local, so this bounds only a stuck git
+SYMLINK = "120000"
+FILE_MODES = ("100644", "100755", SYMLINK)
 
 
-def _git(directory: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+def _git(directory: Path, *args: str, input: bytes = b"") -> subprocess.CompletedProcess[bytes]:
     try:
         return subprocess.run(
-            ["git", "-C", str(directory), *args],
-            capture_output=True,
-            timeout=GIT_TIMEOUT,
-            check=False,
-            stdin=subprocess.DEVNULL,
+            ["git", "-C", str(directory), *args], input=input, capture_output=True, timeout=GIT_TIMEOUT, check=False
         )
     except FileNotFoundError as e:
         raise UsageError("--since needs git: install it, or plan without --since") from e
@@ -72,24 +69,35 @@ def materialise(repository: Path, ref: str, into: Path, *, top: Path | None = No
     top = top or work_tree(repository)
     commit = commit_of(top, ref)
     prefix = repository.relative_to(top).as_posix() if repository != top else ""
-    base = f"{prefix}/" if prefix else ""
-    # Only what the loader reads: the config and the run files, all YAML (other files of REF may be large).
-    # One pathspec, as git refuses an archive when any of several matches nothing; the filter keeps
-    # .yaml and .yml.
-    done = _git(top, "archive", "--format=tar", commit, "--", f":(glob){base}**/*.y*ml")
-    if done.returncode != 0:
-        if b"did not match any files" in done.stderr:
-            done = subprocess.CompletedProcess(done.args, 0, b"", b"")  # REF had no YAML there: no runs
-        else:
-            message = done.stderr.decode("utf-8", "replace").strip().splitlines()
-            raise UsageError(f"--since {ref}: git archive failed: {message[-1] if message else done.returncode}")
-    if done.stdout:
-        with tarfile.open(fileobj=io.BytesIO(done.stdout)) as archive:
-            kept = [k for m in archive.getmembers() if (k := _only_inside(m, str(into))) is not None]
-            if hasattr(tarfile, "data_filter"):
-                archive.extractall(into, members=kept, filter="fully_trusted")  # filtered just above
+    # The tree as git stores it (`git archive` would apply export-ignore and export-subst attributes), and
+    # only what the loader reads: the config and the run files, all YAML (other files of REF may be large).
+    listed = _git(top, "ls-tree", "-r", "-z", "--full-tree", commit, *(["--", prefix] if prefix else []))
+    if listed.returncode != 0:
+        said = listed.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise UsageError(f"--since {ref}: git ls-tree failed: {said[-1] if said else listed.returncode}")
+    wanted: list[tuple[str, str, str]] = []  # (mode, object, path)
+    for entry in listed.stdout.decode("utf-8", "surrogateescape").split("\0"):
+        meta, _, path = entry.partition("\t")
+        mode, kind, obj = [*meta.split(" "), "", "", ""][:3]
+        if kind == "blob" and mode in FILE_MODES and path.endswith((".yaml", ".yml")) and _inside(path):
+            wanted.append((mode, obj, path))
+    if wanted:
+        batch = _git(top, "cat-file", "--batch", input="".join(f"{obj}\n" for _, obj, _ in wanted).encode())
+        if batch.returncode != 0:
+            raise UsageError(f"--since {ref}: git cat-file failed")
+        data, at = batch.stdout, 0
+        for mode, _, path in wanted:
+            header_end = data.index(b"\n", at)
+            size = int(data[at:header_end].split(b" ")[2])
+            content = data[header_end + 1 : header_end + 1 + size]
+            at = header_end + 1 + size + 1  # the object, then a newline
+            target = into / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if mode == SYMLINK:
+                # As in the work tree; the loader refuses a link that resolves outside the repository.
+                target.symlink_to(content.decode("utf-8", "surrogateescape"))
             else:
-                archive.extractall(into, members=kept)
+                target.write_bytes(content)
     # Config discovery stops at the directory holding `.git` (docs/configuration.md), as in the work tree.
     (into / ".git").mkdir(exist_ok=True)
     inside = into / prefix if prefix else into
@@ -97,21 +105,10 @@ def materialise(repository: Path, ref: str, into: Path, *, top: Path | None = No
     return inside
 
 
-def _only_inside(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo | None:
-    """YAML files and folders, through tarfile's `data` filter (no absolute paths, no links out, no devices).
-    A member it refuses is left out, as the loader would refuse to read it anyway (docs/run-files.md)."""
-    if not (member.isdir() or member.name.endswith((".yaml", ".yml"))):
-        return None
-    data_filter = getattr(tarfile, "data_filter", None)
-    if data_filter is None:  # a Python before 3.10.12 / 3.11.4: plain files and folders only
-        parts = Path(member.name).parts
-        safe = not member.name.startswith("/") and ".." not in parts
-        return member if safe and (member.isfile() or member.isdir()) else None
-    try:
-        kept: tarfile.TarInfo | None = data_filter(member, path)
-    except tarfile.FilterError:
-        return None
-    return kept
+def _inside(path: str) -> bool:
+    """A tree path that stays below the top (git refuses others; this does not depend on it)."""
+    parts = path.split("/")
+    return not path.startswith("/") and all(part not in ("", ".", "..") for part in parts)
 
 
 def desired_at(repository: Repository, ref: str) -> Desired:

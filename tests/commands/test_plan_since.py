@@ -293,3 +293,16 @@ def test_a_secret_value_appears_in_no_format(history: Repo, clean_env: pytest.Mo
         assert result.code == 0, result.err
         assert "(secret:HOOK_TOKEN)" in result.out, fmt
         assert canary not in result.out + result.err, fmt
+
+
+def test_files_are_read_as_git_stores_them(repo: Repo) -> None:
+    # Not as `git archive` exports them: an export-ignore attribute hides nothing; links and odd names stay.
+    git(repo.root, "init", "-q")
+    repo.write(".gitattributes", "runs.d/** export-ignore\n")
+    repo.write("runs.d/my runs.yaml", "runs: [{name: a, project: p, request: {api: x, parameters: {}}}]\n")
+    repo.write("shared/linked.yaml", "runs: [{name: b, project: p, request: {api: x, parameters: {}}}]\n")
+    (repo.root / "runs.d/linked.yaml").symlink_to("../shared/linked.yaml")
+    git(repo.root, "add", "-A")
+    git(repo.root, "commit", "-qm", "one")
+    result = repo.cli("plan", "--since", "HEAD")
+    assert (result.code, result.out_lines) == (0, ["No changes. 2 runs up to date."])

@@ -63,18 +63,16 @@ def commit_of(top: Path, ref: str) -> str:
     return commit
 
 
-def materialise(repository: Path, ref: str, into: Path, *, top: Path | None = None) -> Path:
-    """Write REF's YAML files below the repository's folder into `into`, where `into` stands for the top of
-    the work tree. Returns where the repository is in there."""
-    top = top or work_tree(repository)
-    commit = commit_of(top, ref)
+def materialise(top: Path, commit: str, repository: Path, into: Path) -> Path:
+    """Write the YAML files of `commit` below the repository's folder into `into`, where `into` stands for
+    `top`, the top of the work tree. Returns where the repository is in there."""
     prefix = repository.relative_to(top).as_posix() if repository != top else ""
     # The tree as git stores it (`git archive` would apply export-ignore and export-subst attributes), and
     # only what the loader reads: the config and the run files, all YAML (other files of REF may be large).
     listed = _git(top, "ls-tree", "-r", "-z", "--full-tree", commit, *(["--", prefix] if prefix else []))
     if listed.returncode != 0:
         said = listed.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise UsageError(f"--since {ref}: git ls-tree failed: {said[-1] if said else listed.returncode}")
+        raise UsageError(f"--since: git ls-tree {commit} failed: {said[-1] if said else listed.returncode}")
     wanted: list[tuple[str, str, str]] = []  # (mode, object, path)
     for entry in listed.stdout.decode("utf-8", "surrogateescape").split("\0"):
         meta, _, path = entry.partition("\t")
@@ -84,7 +82,7 @@ def materialise(repository: Path, ref: str, into: Path, *, top: Path | None = No
     if wanted:
         batch = _git(top, "cat-file", "--batch", input="".join(f"{obj}\n" for _, obj, _ in wanted).encode())
         if batch.returncode != 0:
-            raise UsageError(f"--since {ref}: git cat-file failed")
+            raise UsageError(f"--since: git cat-file of {commit} failed")
         data, at = batch.stdout, 0
         for mode, _, path in wanted:
             header_end = data.index(b"\n", at)
@@ -116,9 +114,10 @@ def desired_at(repository: Repository, ref: str) -> Desired:
     loader with the same flags, environment and request schema (so only the files differ)."""
     config = repository.config
     top = work_tree(config.repository)
+    commit = commit_of(top, ref)
     with tempfile.TemporaryDirectory(prefix="intuned-runs-since-") as temporary:
         into = Path(temporary)
-        inside = materialise(config.repository, ref, into, top=top)
+        inside = materialise(top, commit, config.repository, into)
         settings = replace(config.settings, chdir=str(inside), config=None)
         if config.path is not None and config.path.is_relative_to(top):
             then = into / config.path.relative_to(top)

@@ -11,7 +11,7 @@ from intuned_runs.problems import errors_in
 from intuned_runs.report.output import Output
 from intuned_runs.report.plan import plan_text
 from intuned_runs.report.since import context_line, since_json, since_markdown
-from intuned_runs.revision import commit_of, desired_at, work_tree
+from intuned_runs.revision import desired_at
 from intuned_runs.since import plan_since
 
 REFUSED = (("force", "--run"), ("retry_unknown", "--retry-unknown"), ("out", "--out"))
@@ -24,15 +24,14 @@ def run(args: argparse.Namespace, out: Output) -> int:
             raise UsageError(f"{flag} cannot be used with --since: a plan since a git revision submits nothing")
     repository = open_repository(settings_from(args), out)
     config = repository.config
-    commit_of(work_tree(config.repository), ref)  # one error line before anything is loaded
+    before = desired_at(repository, ref)  # first: an unknown REF is the one line shown
     out.info(context_line(ref, config.env_name))
-    desired = validated(repository, out, strict=args.strict)
-    if desired is None:
-        return EXIT_ERROR
-    before = desired_at(repository, ref)
     if errors_in(list(before.problems)):
         errors = sum(1 for p in before.problems if p.severity == "error")
         out.err(f"warning: the run files at {ref} have {errors} error(s): the runs that did not load there show as new")
+    desired = validated(repository, out, strict=args.strict)
+    if desired is None:
+        return EXIT_ERROR
     plan = plan_since(
         before, desired, repository.schema, schema_version=repository.schema_version, select=tuple(args.select)
     )

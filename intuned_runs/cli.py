@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -36,13 +37,25 @@ def schema_version() -> str:
         return "unknown"
 
 
+def complete() -> None:
+    """Answer a completion request of the script `intuned-runs completion SHELL` printed, from the one
+    parser; argcomplete exits when done."""
+    import argcomplete
+
+    argcomplete.autocomplete(build_parser(), exclude=["-h"])
+
+
 def main(argv: Sequence[str] | None = None, output: Output | None = None) -> int:
+    if "_ARGCOMPLETE" in os.environ and output is None:  # the shell asking for completions (commands.completion)
+        complete()
     out = output or Output()
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    out.use_colour(no_color="--no-color" in arguments)  # a usage error is red too (docs/cli.md)
     try:
         with contextlib.redirect_stdout(out.stdout):  # --help is a report: it goes where reports go
-            args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+            args = build_parser().parse_args(arguments)
         out.verbose, out.quiet, out.debug = args.verbose, args.quiet, args.debug
-        out.no_color = args.no_color
+        out.use_colour(no_color=args.no_color)
         if args.version:
             out.out(f"intuned-runs {__version__} (Run API schema {schema_version()})")
             return EXIT_OK
@@ -55,14 +68,14 @@ def main(argv: Sequence[str] | None = None, output: Output | None = None) -> int
     except ProblemsFound as e:
         from intuned_runs.report.problems import problems_text, resolve_format
 
-        for line in problems_text(e.problems, resolve_format("auto")):
+        for line in problems_text(e.problems, resolve_format("auto"), out.paint_err):
             out.err(line)
         return EXIT_ERROR
     except Interrupted as e:
         out.err(f"interrupted: {e}")
         return EXIT_INTERRUPTED
     except IntunedRunsError as e:
-        out.err(f"error: {e}")
+        out.error(str(e))
         return EXIT_ERROR
     except KeyboardInterrupt:
         out.err("interrupted")

@@ -19,7 +19,7 @@ from intuned_runs.config import Config
 from intuned_runs.errors import ProblemsFound
 from intuned_runs.problems import Problem, errors_in
 from intuned_runs.redaction import MIN_LENGTH
-from intuned_runs.runs import SECRET_REF, FileResult, Loader, Move, Run
+from intuned_runs.runs import SECRET_REF, FileResult, Loader, Move, Run, Source, Unplanned
 from intuned_runs.templating import API_KEY_READ, API_KEY_VARIABLE
 from intuned_runs.validation import RequestChecker
 
@@ -32,6 +32,13 @@ class Desired:
     moves: tuple[Move, ...]
     problems: tuple[Problem, ...]
     secret_names: frozenset[str]
+    # Runs outside the selection: named and labelled, their request not rendered (docs/plan.md, Selection).
+    unplanned: tuple[Unplanned, ...] = ()
+
+    @property
+    def defined(self) -> frozenset[str]:
+        """The key of every defined run, planned or not."""
+        return frozenset(r.key for r in self.runs).union(u.key for u in self.unplanned)
 
     @property
     def ok(self) -> bool:
@@ -71,27 +78,25 @@ def assemble(config: Config, results: Iterable[FileResult], environ: Mapping[str
     results = list(results)
     problems: list[Problem] = []
     runs: list[Run] = []
+    unplanned: list[Unplanned] = []
     moves: list[Move] = []
-    first: dict[str, Run] = {}
+    first: dict[str, Source] = {}
     for result in results:
         problems += result.problems
         moves += result.moves
-        for run in result.runs:
+        defined: list[Run | Unplanned] = [*result.runs, *result.unplanned]
+        for run in defined:
             other = first.get(run.key)
             if other is not None:
-                problems.append(
-                    Problem(
-                        run.source.file,
-                        run.source.line,
-                        1,
-                        "error",
-                        "name",
-                        f"duplicate run key {run.key}: also defined at {other.source.file}:{other.source.line}",
-                    )
-                )
+                message = f"duplicate run key {run.key}: also defined at {other.file}:{other.line}"
+                problems.append(Problem(run.source.file, run.source.line, 1, "error", "name", message))
                 continue
-            first[run.key] = run
-            runs.append(run)
+            first[run.key] = run.source
+            if isinstance(run, Run):
+                runs.append(run)
+            else:
+                unplanned.append(run)
+    problems += _check_moves(moves, {key for result in results for key in result.keys})
     secret_names = frozenset(name for run in runs for name in run.secrets).union(
         *(result.secret_refs for result in results)
     )
@@ -125,7 +130,22 @@ def assemble(config: Config, results: Iterable[FileResult], environ: Mapping[str
                     f"secret {name} is shorter than {MIN_LENGTH} characters, so output redaction cannot mask it",
                 )
             )
-    return Desired(tuple(runs), tuple(moves), tuple(problems), secret_names)
+    return Desired(tuple(runs), tuple(moves), tuple(problems), secret_names, tuple(unplanned))
+
+
+def _check_moves(moves: list[Move], defined: set[str]) -> list[Problem]:
+    """A move's `to` must be defined and its `from` gone (docs/run-files.md, moved); a `from` missing from
+    the state is the plan's business (a no-op: already moved)."""
+    problems = []
+    for move in moves:
+        file, line, col = move.source.file, move.source.line, move.col
+        if move.new not in defined:
+            message = f"'{move.new}' is not a defined run: 'to' names the run's new key (PROJECT/NAME)"
+            problems.append(Problem(file, line, col, "error", f"moved[{move.index}].to", message))
+        if move.old in defined:
+            message = f"'{move.old}' is still defined: remove or rename that run, or drop this moved entry"
+            problems.append(Problem(file, line, col, "error", f"moved[{move.index}].from", message))
+    return problems
 
 
 def _find_secret_ref(text: str, name: str) -> tuple[int | None, int | None]:

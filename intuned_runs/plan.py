@@ -22,12 +22,12 @@ from intuned_runs.desired import Desired
 from intuned_runs.fingerprint import changes as field_changes
 from intuned_runs.fingerprint import fingerprint as fingerprint_of
 from intuned_runs.runs import Move, Run, Source
-from intuned_runs.selection import Selector, any_match, parse, pick
+from intuned_runs.selection import EVERYTHING, Candidate, Selection
 from intuned_runs.state.model import Entry, State
 
 SUBMIT, UNCHANGED, BLOCKED, FORGET = "submit", "unchanged", "blocked", "forget"
 SYMBOLS = {"new": "+", "changed": "~", "requested": "!", "always": "*", "removed": "-", "unknown": "?"}
-SUMMARY_KEYS = ("submit", "new", "changed", "requested", "always", "unchanged", "forget", "blocked")
+SUMMARY_KEYS = ("submit", "new", "changed", "requested", "always", "unchanged", "manual", "forget", "blocked")
 
 Fingerprinter = Callable[[str, str, Any], str]  # (project, name, request) -> fingerprint
 
@@ -54,6 +54,7 @@ class PlannedRun:
             "name": self.name,
             "action": self.action,
             "reason": self.reason,
+            "moved_from": self.moved_from,
             "source": None if self.source is None else {"file": self.source.file, "line": self.source.line},
             "fingerprint": self.fingerprint,
             "changes": [dict(c) for c in self.changes],
@@ -88,7 +89,9 @@ class Plan:
             # --retry-unknown is a request too: the four kinds add up to the total
             "requested": self.count(SUBMIT, "requested") + self.count(SUBMIT, "unknown"),
             "always": self.count(SUBMIT, "always"),
-            "unchanged": self.count(UNCHANGED),
+            # manual runs nobody requested are neither up to date nor to submit: counted apart (docs/plan.md)
+            "unchanged": self.count(UNCHANGED) - self.count(UNCHANGED, "manual"),
+            "manual": self.count(UNCHANGED, "manual"),
             "forget": self.count(FORGET),
             "blocked": self.count(BLOCKED),
         }
@@ -114,6 +117,7 @@ class Plan:
         return {
             "format_version": FORMAT_VERSION,
             "summary": self.summary,
+            "moves": [{"from": old, "to": new} for old, new in self.moves],
             "runs": [r.to_json() for r in self.runs],
         }
 
@@ -157,7 +161,8 @@ def apply_moves(
     entries: Mapping[str, Entry], moves: Iterable[Move], defined: set[str]
 ) -> tuple[dict[str, Entry], list[tuple[str, str]]]:
     """Move state entries of renamed runs (`moved:` blocks). A move applies when `from` has a live
-    entry, `to` has none and `from` is no longer defined (so a stale block is harmless)."""
+    entry, `to` has none and `from` is no longer defined; one whose `from` is not in the state (already
+    moved) is a no-op. (Validation refuses a `from` still defined or a `to` not defined: docs/plan.md, Renames.)"""
     result = dict(entries)
     done: list[tuple[str, str]] = []
     for move in moves:
@@ -178,28 +183,26 @@ def make_plan(
     fingerprint: Fingerprinter,
     *,
     moves: Iterable[Move] = (),
-    select: tuple[Selector, ...] = (),
-    force: tuple[Selector, ...] = (),
+    selection: Selection = EVERYTHING,
+    others: Iterable[Candidate] = (),
     retry_unknown: bool = False,
     changes: Callable[[Any, Any], list[dict[str, Any]]] | None = None,
     memo: dict[str, PlannedRun] | None = None,
 ) -> Plan:
-    """`memo` (watch): PlannedRuns of an earlier call with the same options; one whose Run and Entry are
+    """`others`: the (key, labels) of defined runs outside the selection, whose requests were not rendered.
+    `memo` (watch): PlannedRuns of an earlier call with the same options; one whose Run and Entry are
     the very same objects is reused, so re-planning after one file changed costs little (docs/performance.md)."""
     runs = list(runs)
-    defined = {r.key for r in runs}
+    others = list(others)
+    defined = {r.key for r in runs}.union(key for key, _ in others)
     entries, done = apply_moves(state.entries, moves, defined)
     moved_to = {new: old for old, new in done}
-    # The planned set: the --select matches (every run without --select or --run), plus the --run ones.
-    candidates = [*((r.key, r.labels) for r in runs), *((k, None) for k in entries)]
-    chosen: set[str] | None = None
-    if select or force:
-        chosen = set(pick(select, candidates, "--select")) if select else set()
-        chosen.update(pick(force, candidates, "--run") if force else ())
+    if not selection.everything:  # every selector matches a run or a state entry (docs/plan.md, Selection)
+        selection.check([*((r.key, r.labels) for r in runs), *others, *((k, None) for k in entries)])
 
     out: list[PlannedRun] = []
     for run in runs:
-        if chosen is not None and run.key not in chosen:
+        if not selection.planned(run.key, run.labels):
             continue
         entry = entries.get(run.key)
         if memo is not None:
@@ -207,7 +210,7 @@ def make_plan(
             if known is not None and known.run is run and known.entry is entry and run.key not in moved_to:
                 out.append(known)
                 continue
-        forced = bool(force) and any_match(force, run.key, run.labels)
+        forced = selection.forced(run.key, run.labels)
         fp = run.fingerprint
         stored_fp = entry.fingerprint if entry is not None else None
         if entry is not None and stored_fp != fp and fingerprint(run.project, run.name, entry.request) == fp:
@@ -250,7 +253,7 @@ def make_plan(
             )
         )
     for key, entry in entries.items():
-        if key in defined or entry.is_tombstone or (chosen is not None and key not in chosen):
+        if key in defined or entry.is_tombstone or not selection.planned(key, None):
             continue
         project, _, name = key.partition("/")
         out.append(
@@ -268,8 +271,7 @@ def plan_runs(
     state: State,
     schema: dict[str, Any],
     *,
-    select: tuple[str, ...] = (),
-    force: tuple[str, ...] = (),
+    selection: Selection = EVERYTHING,
     retry_unknown: bool = False,
     memo: dict[str, PlannedRun] | None = None,
 ) -> Plan:
@@ -279,8 +281,8 @@ def plan_runs(
         state,
         lambda project, name, request: fingerprint_of(project, name, request, schema),
         moves=desired.moves,
-        select=parse(select),
-        force=parse(force),
+        selection=selection,
+        others=((u.key, u.labels) for u in desired.unplanned),
         retry_unknown=retry_unknown,
         changes=lambda before, after: field_changes(before, after, schema),
         memo=memo,

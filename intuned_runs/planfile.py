@@ -34,6 +34,7 @@ class SavedPlan:
     submit: dict[str, str]  # key -> fingerprint
     forget: dict[str, str]  # key -> fingerprint
     reasons: dict[str, str]  # key -> the reason the plan gave
+    planned: frozenset[str] = frozenset()  # every run of its planned set: apply FILE plans exactly these
 
 
 def save(
@@ -89,6 +90,7 @@ def load(path: Path) -> SavedPlan:
             submit={r["key"]: r["fingerprint"] for r in runs if r["action"] == SUBMIT},
             forget={r["key"]: r["fingerprint"] for r in runs if r["action"] == FORGET},
             reasons={r["key"]: r["reason"] for r in runs},
+            planned=frozenset(r["key"] for r in runs),
         )
     except (KeyError, TypeError) as e:
         raise UsageError(f"{path} is not a complete saved plan (missing {e})") from e

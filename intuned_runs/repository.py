@@ -18,14 +18,21 @@ from intuned_runs.config import Config, Settings
 from intuned_runs.desired import Desired, load
 from intuned_runs.redaction import Redactor
 from intuned_runs.runs import Loader, Run
+from intuned_runs.selection import Selection
 from intuned_runs.templating import API_KEY_VARIABLE
 from intuned_runs.validation import RequestChecker
 
 
 class Repository:
-    def __init__(self, settings: Settings, environ: Mapping[str, str] | None = None) -> None:
+    """`selection`: with one, only the requests of planned runs are rendered and validated; every run's
+    name, project, labels and trigger still are (docs/plan.md, Selection). `validate` passes none."""
+
+    def __init__(
+        self, settings: Settings, environ: Mapping[str, str] | None = None, selection: Selection | None = None
+    ) -> None:
         self.environ: Mapping[str, str] = dict(os.environ) if environ is None else environ
         self.config = Config(settings, self.environ)
+        self.selection = selection if selection is not None else Selection()
 
     @cached_property
     def schema(self) -> dict[str, Any]:
@@ -47,7 +54,8 @@ class Repository:
 
     @cached_property
     def loader(self) -> Loader:
-        return Loader(self.config, self.checker)
+        wanted = None if self.selection.everything else self.selection.planned
+        return Loader(self.config, self.checker, wanted)
 
     def redactor(self) -> Redactor:
         """Values to mask: the API key and every variable a run reads through secret()."""

@@ -63,12 +63,25 @@ class Move:
     old: str
     new: str
     source: Source
+    col: int = 1
+    index: int = 0  # in the file's `moved:` list
+
+
+@dataclass(frozen=True)
+class Unplanned:
+    """A run outside the selection: its request is neither rendered nor validated (docs/plan.md, Selection)."""
+
+    key: str
+    labels: Mapping[str, str]
+    source: Source
 
 
 @dataclass
 class FileResult:
     file: str
     runs: list[Run] = field(default_factory=list)
+    unplanned: list[Unplanned] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)  # of every run whose name and project rendered (`moved:` checks)
     moves: list[Move] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     env_reads: frozenset[str] = frozenset()
@@ -81,9 +94,12 @@ class FileResult:
 class Loader:
     """Turns run files into Runs with one renderer and one schema checker for the whole repository."""
 
-    def __init__(self, config: Config, checker: RequestChecker) -> None:
+    def __init__(
+        self, config: Config, checker: RequestChecker, wanted: Callable[[str, Mapping[str, str]], bool] | None = None
+    ) -> None:
         self.config = config
         self.checker = checker
+        self.wanted = wanted  # (key, labels) -> in the planned set; None: every run
         self.renderer: Renderer = config.renderer
         self.vars = config.vars
         self.default_project = config.default_project
@@ -128,16 +144,8 @@ class Loader:
         shown: Path_ | None = None,
     ) -> None:
         line, col = documents.locate_best(nodes, path if address is None else address) or (None, None)
-        result.problems.append(
-            Problem(
-                result.file,
-                line,
-                col,
-                severity,
-                json_path(path if shown is None else shown),
-                message,
-            )
-        )
+        where = json_path(path if shown is None else shown)
+        result.problems.append(Problem(result.file, line, col, severity, where, message))
 
     def _load_document(self, document: documents.Document, result: FileResult) -> None:
         value, node = document.value, document.node
@@ -149,10 +157,7 @@ class Loader:
         for key in value:
             if key not in FILE_KEYS:
                 self._problem(
-                    result,
-                    (node,),
-                    (key,),
-                    f"unknown top-level key '{key}'{did_you_mean(str(key), FILE_KEYS)}",
+                    result, (node,), (key,), f"unknown top-level key '{key}'{did_you_mean(str(key), FILE_KEYS)}"
                 )
         defaults = value.get("defaults") or {}
         defaults_node = _child(node, "defaults")
@@ -160,22 +165,12 @@ class Loader:
             self._problem(result, (node,), ("defaults",), "must be a mapping")
             defaults = {}
         for key in defaults:
+            shown = ("defaults", key)
             if key in ("name", "matrix"):
-                self._problem(
-                    result,
-                    (defaults_node,),
-                    (key,),
-                    f"'{key}' may not be set in defaults",
-                    shown=("defaults", key),
-                )
+                self._problem(result, (defaults_node,), (key,), f"'{key}' may not be set in defaults", shown=shown)
             elif key not in RUN_KEYS:
-                self._problem(
-                    result,
-                    (defaults_node,),
-                    (key,),
-                    f"unknown key '{key}'{did_you_mean(str(key), RUN_KEYS)}",
-                    shown=("defaults", key),
-                )
+                message = f"unknown key '{key}'{did_you_mean(str(key), RUN_KEYS)}"
+                self._problem(result, (defaults_node,), (key,), message, shown=shown)
         self._load_moves(value.get("moved"), _child(node, "moved"), result)
         runs = value.get("runs")
         runs_node = _child(node, "runs")
@@ -204,16 +199,11 @@ class Loader:
                 or set(item) != {"from", "to"}
                 or not all(isinstance(v, str) and v.count("/") == 1 for v in item.values())
             ):
-                self._problem(
-                    result,
-                    (item_node,),
-                    (),
-                    "must be {from: PROJECT/NAME, to: PROJECT/NAME}",
-                    shown=("moved", index),
-                )
+                message = "must be {from: PROJECT/NAME, to: PROJECT/NAME}"
+                self._problem(result, (item_node,), (), message, shown=("moved", index))
                 continue
-            line = documents.locate(item_node, ()) or (0, 0)
-            result.moves.append(Move(item["from"], item["to"], Source(result.file, line[0])))
+            line, col = documents.locate(item_node, ()) or (0, 1)
+            result.moves.append(Move(item["from"], item["to"], Source(result.file, line), col, index))
 
     def _render(
         self,
@@ -322,6 +312,12 @@ class Loader:
         project = field("project", merged.get("project", self.default_project), _check_project)
         labels = field("labels", merged.get("labels") or {}, _check_labels)
         trigger = field("trigger", merged.get("trigger", "on-change"), _check_trigger)
+        key = f"{project}/{name}"
+        if name is not None and project is not None:
+            result.keys.append(key)
+        if ok and self.wanted is not None and not self.wanted(key, labels):
+            result.unplanned.append(Unplanned(key, labels, source))
+            return
         raw_request = merged["request"]
         self.renderer.secrets_used = set()
         rendered, request = self._render(raw_request, context, result, nodes, ("request",), secrets=True)
@@ -336,7 +332,7 @@ class Loader:
             return
         result.runs.append(
             Run(
-                f"{project}/{name}",
+                key,
                 project,
                 name,
                 labels,

@@ -91,8 +91,9 @@ def render(schema: dict[str, Any]) -> str:
     return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
 
 
-def pull(repository: Path, spec: str | None, check: bool) -> tuple[Path, bool]:
-    """Write (or with `check`, compare) the pulled schema. Returns (path, changed)."""
+def pull(repository: Path, spec: str | None, check: bool) -> tuple[Path, str]:
+    """Write (or with `check`, compare) the pulled schema. Returns (path, what it was before): `missing`,
+    `out of date` or `up to date`."""
     if spec is None:
         local = repository / SPEC_RELPATH
         spec_path = local if local.is_file() else PACKAGED_SPEC
@@ -106,13 +107,13 @@ def pull(repository: Path, spec: str | None, check: bool) -> tuple[Path, bool]:
         current = target.read_text(encoding="utf-8")
     except OSError:
         current = None
-    changed = current != wanted
-    if changed and not check:
+    was = "missing" if current is None else "up to date" if current == wanted else "out of date"
+    if was != "up to date" and not check:
         try:
             write_atomic(target, wanted.encode("utf-8"))
         except OSError as e:
             raise SchemaError(f"cannot write {target}: {e.strerror}") from e
-    return target, changed
+    return target, was
 
 
 @lru_cache(maxsize=8)

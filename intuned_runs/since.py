@@ -16,6 +16,7 @@ from typing import Any
 from intuned_runs.desired import Desired
 from intuned_runs.fingerprint import FINGERPRINT_VERSION
 from intuned_runs.plan import Plan, plan_runs
+from intuned_runs.selection import EVERYTHING, Selection
 from intuned_runs.state.model import Entry, State
 
 
@@ -31,8 +32,9 @@ def plan_since(
     schema: dict[str, Any],
     *,
     schema_version: str | None = None,
-    select: tuple[str, ...] = (),
+    selection: Selection = EVERYTHING,
 ) -> Plan:
-    """The difference from `before` (the runs at REF) to `after` (the runs now), `--select` applied."""
+    """The difference from `before` (the runs at REF) to `after` (the runs now), `--select` and `--exclude`
+    applied."""
     on_change = replace(after, runs=tuple(replace(run, trigger="on-change") for run in after.runs))
-    return plan_runs(on_change, as_state(before, schema_version), schema, select=select)
+    return plan_runs(on_change, as_state(before, schema_version), schema, selection=selection)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from intuned_runs import heap, selection
+from intuned_runs import heap
 from intuned_runs.api.outcome import Outcome
 from intuned_runs.apply.session import ApplyOptions, run_apply
 from intuned_runs.apply.signals import Signals
@@ -79,7 +79,7 @@ class Watcher:
         """(Re)read config and every run file. Returns problems that stop the whole repository."""
         self.files = {}
         try:
-            self.repository = Repository(self.settings, self.environ)
+            self.repository = Repository(self.settings, self.environ, self.options.session.selection)
             self.store = self.backend(self.repository)
         except ProblemsFound as e:
             return list(e.problems)
@@ -158,9 +158,7 @@ class Watcher:
                 self.state = self.store.load()
             self.seen_state = self._state_marker()
         session = self.options.session
-        plan = plan_runs(
-            desired, self.state, self.repository.schema, select=session.select, force=session.force, memo=self.memo
-        )
+        plan = plan_runs(desired, self.state, self.repository.schema, selection=session.selection, memo=self.memo)
         return for_watch(plan, frozenset(self.submitted_once))
 
     def _apply(self, desired: Desired, started: float) -> None:
@@ -193,11 +191,11 @@ class Watcher:
                     self._show(self._plan(desired), started)
             self.report.message(f"error: {e}")
             return
-        forced = selection.parse(options.force)
+        chosen = options.selection
         once = {
             r.key
             for r in result.plan.runs
-            if r.run is not None and (r.run.trigger == "always" or selection.any_match(forced, r.key, r.run.labels))
+            if r.run is not None and (r.run.trigger == "always" or chosen.forced(r.key, r.run.labels))
         }
         self.submitted_once |= {o.key for o in result.outcomes if o.kind == "submitted" and o.key in once}
         self.state = result.state

@@ -102,6 +102,12 @@ BODY_BACKFILL = {"api": "products/backfill", "parameters": {}}
 BODY_ORDERS = {"api": "orders/sync", "parameters": {"since": "2026-01-01"}, "proxy": SECRETS["PROXY_URL"]}
 
 
+def context(workspace: str | None = None, env: str | None = None, state: str = ".intuned-runs/state.json") -> str:
+    """The line plan and apply print on stderr before planning (docs/plan.md, Text output)."""
+    where = f" (env {env})" if env else ""
+    return f"Planning against workspace {workspace or '(not set)'}{where} with state {state}"
+
+
 def remote(emu: Emulator | str, workspace: str = WS) -> list[str]:
     """The flags pointing a command at an emulator (or any loopback URL)."""
     url = emu if isinstance(emu, str) else emu.url

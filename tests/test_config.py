@@ -11,7 +11,7 @@ import pytest
 from intuned_runs.config import Config, Settings, deep_merge, parse_var
 from intuned_runs.errors import ConfigError, ProblemsFound
 from intuned_runs.problems import Problem
-from tests.helpers import Repo, run_main
+from tests.helpers import Repo, context, run_main
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -73,7 +73,7 @@ def test_discovery_stops_at_the_directory_holding_git(tmp_path: Path) -> None:
     ]
     assert result.code == 1
     result = inner.cli("validate")
-    assert (result.code, result.out, result.err) == (0, "", "1 runs valid.\n")
+    assert (result.code, result.out, result.err) == (0, "", "1 run valid.\n")
 
 
 def test_config_in_the_directory_holding_git_is_found(repo: Repo) -> None:
@@ -81,7 +81,7 @@ def test_config_in_the_directory_holding_git_is_found(repo: Repo) -> None:
     repo.write("defs/a.yaml", "runs: [{name: x, project: p, request: {api: a, parameters: {}}}]\n")
     (repo.root / "defs" / "x").mkdir()
     result = run_main("-C", str(repo.root / "defs" / "x"), "validate")
-    assert (result.code, result.out, result.err) == (0, "", "1 runs valid.\n")
+    assert (result.code, result.out, result.err) == (0, "", "1 run valid.\n")
 
 
 def test_config_flag_names_the_file_and_its_directory_is_the_repository(repo: Repo) -> None:
@@ -105,7 +105,7 @@ def test_missing_config_file_and_directory_are_usage_errors(repo: Repo) -> None:
 def test_no_config_at_all_uses_the_defaults(repo: Repo) -> None:
     repo.write("runs.d/a.yaml", "runs: [{name: x, project: p, request: {api: a, parameters: {}}}]\n")
     result = repo.cli("validate")
-    assert (result.code, result.out, result.err) == (0, "", "1 runs valid.\n")
+    assert (result.code, result.out, result.err) == (0, "", "1 run valid.\n")
 
 
 # -- keys ------------------------------------------------------------------------------------------
@@ -360,9 +360,9 @@ def test_unset_variable_in_workspace_id_does_not_stop_validate_or_plan(repo: Rep
     repo.write("intuned-runs.yaml", 'workspace_id: "{{ env.NOT_SET_ANYWHERE }}"\n')
     repo.write("runs.d/a.yaml", "runs: [{name: x, project: p, request: {api: a, parameters: {}}}]\n")
     result = repo.cli("validate")
-    assert (result.code, result.out, result.err) == (0, "", "1 runs valid.\n")
+    assert (result.code, result.out, result.err) == (0, "", "1 run valid.\n")
     result = repo.cli("plan")
-    assert (result.code, result.err) == (0, "")
+    assert (result.code, result.err_lines) == (0, [context()])
     assert "p/x" in result.out
 
 

@@ -230,7 +230,7 @@ def test_rotating_a_secret_is_not_a_change(user_repo: Repo, emulator: Emulator, 
     _applied(user_repo, emulator)
     env.setenv("PROXY_URL", "http://scraper:Rotated-Pass-99@proxy.example:8080")
     result = user_repo.cli("plan", *remote(emulator))
-    assert (result.code, result.out_lines) == (0, ["No changes. 1 runs up to date."])
+    assert (result.code, result.out_lines) == (0, ["No changes. 1 run up to date."])
 
 
 def test_renaming_a_secret_is_a_change(user_repo: Repo, emulator: Emulator, env: pytest.MonkeyPatch) -> None:
@@ -249,7 +249,7 @@ def test_labels_and_trigger_are_not_part_of_it(user_repo: Repo, emulator: Emulat
     _applied(user_repo, emulator)
     user_repo.edit("runs.d/shop.yaml", "labels: {team: pricing}", "labels: {team: growth}\n    trigger: on-change")
     result = user_repo.cli("plan")
-    assert result.out_lines == ["No changes. 1 runs up to date."]
+    assert result.out_lines == ["No changes. 1 run up to date."]
 
 
 def test_writing_defaults_out_and_reordering_in_the_file_is_not_a_change(user_repo: Repo, emulator: Emulator) -> None:
@@ -269,7 +269,7 @@ def test_writing_defaults_out_and_reordering_in_the_file_is_not_a_change(user_re
               api: products/list
         """,
     )
-    assert user_repo.cli("plan").out_lines == ["No changes. 1 runs up to date."]
+    assert user_repo.cli("plan").out_lines == ["No changes. 1 run up to date."]
 
 
 # -- recompute on a new fingerprint version or schema version ---------------------------------------

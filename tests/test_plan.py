@@ -16,7 +16,7 @@ from intuned_runs.errors import UsageError
 from intuned_runs.fingerprint import changes, fingerprint
 from intuned_runs.plan import Plan, make_plan
 from intuned_runs.runs import Move, Run, Source
-from intuned_runs.selection import parse
+from intuned_runs.selection import Selection
 from intuned_runs.state.model import Entry, State, Unknown
 
 SCHEMA = schema_module.load()
@@ -93,16 +93,18 @@ def plan(
     *,
     select: tuple[str, ...] = (),
     force: tuple[str, ...] = (),
+    exclude: tuple[str, ...] = (),
     retry_unknown: bool = False,
     moves: tuple[Move, ...] = (),
+    others: tuple[tuple[str, dict[str, str]], ...] = (),
 ) -> Plan:
     return make_plan(
         runs,
         current,
         lambda project, name, request: fingerprint(project, name, request, SCHEMA),
         moves=moves,
-        select=parse(select),
-        force=parse(force),
+        selection=Selection.of(select, force, exclude),
+        others=others,
         retry_unknown=retry_unknown,
         changes=lambda before, after: changes(before, after, SCHEMA),
     )
@@ -286,7 +288,8 @@ def test_runs_are_sorted_by_key_and_summary_counts_every_kind() -> None:
         "changed": 1,
         "requested": 2,
         "always": 1,
-        "unchanged": 2,
+        "unchanged": 1,  # unrequested manual runs are counted apart (docs/plan.md, Text output)
+        "manual": 1,
         "forget": 1,
         "blocked": 1,
     }
@@ -304,7 +307,7 @@ def test_nothing_to_do_has_no_changes() -> None:
     result = plan([run(A), run("shop/m", trigger="manual")], state(**{A: entry(A)}))
     assert not result.has_changes
     assert result.to_submit == [] and result.to_forget == []
-    assert result.summary["unchanged"] == 2
+    assert (result.summary["unchanged"], result.summary["manual"]) == (1, 1)
 
 
 # -- moves -------------------------------------------------------------------------------------------
@@ -413,9 +416,7 @@ def test_globs_are_case_sensitive_and_match_the_whole_key() -> None:
     assert [r.key for r in result.runs] == ["portal/daily-us", "shop/daily-eu", "shop/daily-us"]
     with pytest.raises(UsageError) as caught:
         plan(SELECTION_RUNS, SELECTION_STATE, select=("Daily-*",))
-    assert str(caught.value) == (
-        "--select 'Daily-*' matches no run or state entry: check the key (PROJECT/NAME) or label"
-    )
+    assert str(caught.value) == "--select 'Daily-*' matches no run or state entry: did you mean 'shop/daily-us'?"
 
 
 def test_label_selectors_match_exactly() -> None:
@@ -437,11 +438,12 @@ def test_every_selector_must_match_and_all_misses_are_named_at_once() -> None:
     with pytest.raises(UsageError) as caught:
         plan(SELECTION_RUNS, SELECTION_STATE, force=("nope", "shop/daily-us", "label:team=none"))
     assert str(caught.value) == (
-        "--run 'nope', 'label:team=none' matches no run or state entry: check the key (PROJECT/NAME) or label"
+        "--run 'nope' matches no run or state entry: check the key (PROJECT/NAME) or label; "
+        "--run 'label:team=none' matches no run or state entry: did you mean 'label:team=ops'?"
     )
 
 
 def test_a_malformed_label_selector_is_a_usage_error() -> None:
     with pytest.raises(UsageError) as caught:
         plan(SELECTION_RUNS, SELECTION_STATE, select=("label:team",))
-    assert str(caught.value) == "selector 'label:team': expected label:KEY=VALUE"
+    assert str(caught.value) == "selector 'label:team': expected label:KEY=VALUE or label:KEY!=VALUE"

@@ -594,8 +594,9 @@ def test_render_selectors(repo: Repo, selectors: tuple[str, ...], expected: list
     if "Pricing/*" in selectors:  # globs are case-sensitive: this one matches nothing
         result = repo.cli("render", *selectors)
         assert (result.code, result.out) == (1, "")
-        assert result.err == (
-            "error: selector 'Pricing/*' matches no run or state entry: check the key (PROJECT/NAME) or label\n"
+        assert (
+            result.err
+            == "error: selector 'Pricing/*' matches no run or state entry: did you mean 'pricing/daily-us'?\n"
         )
         selectors = selectors[1:]
     assert keys(repo, *selectors) == expected
@@ -606,15 +607,19 @@ def test_render_selector_matching_nothing_exits_1_naming_each(repo: Repo) -> Non
     result = repo.cli("render", "nothing/*", "label:team=pricing", "label:team=nobody")
     assert (result.code, result.out) == (1, "")
     assert result.err == (
-        "error: selector 'nothing/*', 'label:team=nobody' matches no run or state entry: "
-        "check the key (PROJECT/NAME) or label\n"
+        "error: selector 'nothing/*' matches no run or state entry: check the key (PROJECT/NAME) or label; "
+        "selector 'label:team=nobody' matches no run or state entry: did you mean 'label:team=pricing'?\n"
     )
 
 
 def test_render_bad_label_selector(repo: Repo) -> None:
     repo.write("runs.d/a.yaml", SELECT_REPO)
     result = repo.cli("render", "label:team")
-    assert (result.code, result.out, result.err) == (1, "", "error: selector 'label:team': expected label:KEY=VALUE\n")
+    assert (result.code, result.out, result.err) == (
+        1,
+        "",
+        "error: selector 'label:team': expected label:KEY=VALUE or label:KEY!=VALUE\n",
+    )
 
 
 def test_render_stops_on_validation_errors_reporting_them_on_stderr(repo: Repo) -> None:

@@ -201,7 +201,7 @@ def test_watch_submits_a_run_forced_with_run_once_per_session(repo: Path, emulat
     try:
         recorder.wait_for(lambda t: "✓ shop/alpha" in t, "the first apply")
         (repo / "runs.d" / "other.yaml").write_text(RUN.format(name="gamma", limit=1))  # not planned: --run alone
-        recorder.wait_for(lambda t: "No changes. 1 runs up to date." in t, "the second batch")
+        recorder.wait_for(lambda t: "No changes. 1 run up to date." in t, "the second batch")
         time.sleep(0.3)  # give a wrong submission the chance to happen before counting
     finally:
         stop.set()

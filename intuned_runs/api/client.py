@@ -20,7 +20,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -153,7 +153,11 @@ class Client:
                 if not isinstance(error, _CONNECT_ERRORS):
                     # The request may have reached the server: never resend it.
                     return self._outcome("unknown", attempt, message=describe(error))
-                return _Retry(self._outcome("failed", attempt, message=describe(error)))
+                # A pool timeout is ours (every connection busy), not a server that cannot be reached.
+                reached = isinstance(error, httpx.PoolTimeout)
+                return _Retry(
+                    replace(self._outcome("failed", attempt, message=describe(error)), unreachable=not reached)
+                )
             assert response is not None
             if response.status_code in _RETRIED_STATUSES:
                 message = server_message(response, self._redact)

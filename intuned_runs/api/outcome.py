@@ -20,6 +20,7 @@ class Outcome:
     message: str | None = None
     attempts: int = 1
     key: str = ""
+    unreachable: bool = False  # could not connect, after every retry: nothing was started
 
     @property
     def stops_all(self) -> bool:

@@ -43,7 +43,8 @@ def within_max_submit(count: int, limit: int, *, interactive: bool) -> None:
     """Without a person at a terminal, a plan submitting more than max_submit runs is refused, so a lost
     state can never resubmit a whole repository in CI (saved plans too: plan --out, then apply FILE)."""
     if not interactive and count > limit:
+        runs = f"{count} run" if count == 1 else f"{count} runs"
         raise Refused(
-            f"the plan submits {count} runs, more than max_submit {limit}: check the state is the "
+            f"the plan submits {runs}, more than max_submit {limit}: check the state is the "
             f"right one, then pass --max-submit {count} (or set max_submit in the config)"
         )

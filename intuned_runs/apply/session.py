@@ -17,6 +17,7 @@ from intuned_runs.desired import Desired
 from intuned_runs.plan import Plan, for_watch, plan_runs
 from intuned_runs.planfile import SavedPlan, check_fresh, restrict
 from intuned_runs.repository import Repository
+from intuned_runs.selection import Selection
 from intuned_runs.state.backend import Backend
 from intuned_runs.state.model import State
 
@@ -27,6 +28,7 @@ OUTCOME_KINDS = ("submitted", "failed", "unknown", "skipped")
 class ApplyOptions:
     select: tuple[str, ...] = ()
     force: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
     retry_unknown: bool = False
     concurrency: int = 8
     max_submit: int | None = None  # None: the config's
@@ -37,6 +39,13 @@ class ApplyOptions:
     saved: SavedPlan | None = None  # submit exactly its runs
     # watch: runs already submitted once this session (always / --run); forgets are never applied
     watch_once: frozenset[str] | None = None
+
+    @property
+    def selection(self) -> Selection:
+        """The planned set: a saved plan's own runs, else --select, --run and --exclude (docs/plan.md)."""
+        if self.saved is not None:
+            return Selection(keys=self.saved.planned)
+        return Selection.of(self.select, self.force, self.exclude)
 
 
 @dataclass(frozen=True)
@@ -83,8 +92,7 @@ def run_apply(
             desired,
             state,
             repository.schema,
-            select=options.select,
-            force=options.force,
+            selection=options.selection,
             retry_unknown=options.retry_unknown,
         )
         if options.saved is not None:  # a saved plan names its own staleness first (docs/plan.md, Saved plans)
@@ -144,6 +152,7 @@ def run_apply(
                         now=backend.now,
                         signals=signals,
                         on_outcome=on_outcome,
+                        target=base_url,
                     )
         state = backend.fold()
         return ApplyResult(plan, tuple(outcomes), forget, state, workspace)

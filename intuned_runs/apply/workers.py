@@ -30,6 +30,9 @@ from intuned_runs.state.journal import (
 
 # The outcome of a request abandoned by a second Ctrl-C: it was sent, so the server may have started it.
 ABANDONED = "interrupted"
+# This many runs in a row that could not connect, after their retries: the server is unreachable, so the
+# remaining runs are not sent (docs/apply.md, Unreachable server). A wrong URL costs seconds, not minutes.
+UNREACHABLE_AFTER = 3
 
 
 @dataclass(frozen=True)
@@ -68,8 +71,10 @@ def submit_all(
     now: Callable[[], str],
     signals: Signals,
     on_outcome: Callable[[Outcome], None],
+    target: str = "the server",
 ) -> list[Outcome]:
-    """Submit every run; returns one outcome per submission, in submission order."""
+    """Submit every run; returns one outcome per submission, in submission order. `target`: the base URL,
+    for the message of runs not sent once it is known to be unreachable."""
     pending: queue.SimpleQueue[int] = queue.SimpleQueue()
     for index in range(len(submissions)):
         pending.put(index)
@@ -77,6 +82,8 @@ def submit_all(
     in_flight: dict[int, Submission] = {}
     guard = threading.Lock()
     halted = threading.Event()  # a 401/403: the key or workspace is wrong for every run
+    unreachable = threading.Event()  # UNREACHABLE_AFTER runs in a row could not connect
+    streak = 0  # runs in a row that could not connect (under `guard`)
     # Intents are made durable in batches of `concurrency`, one fsync each: at most `concurrency`
     # intents whose request was never sent (plus those in flight) can show up as false unknowns
     # after a crash, the 2 × concurrency docs/apply.md (Crash safety) allows. submissions[:journaled] have their intent.
@@ -85,7 +92,14 @@ def submit_all(
     settled: set[int] = set()  # every index gets exactly one outcome, recorded once (under `guard`)
 
     def should_stop() -> bool:
-        return signals.stop.is_set() or halted.is_set()
+        return signals.stop.is_set() or halted.is_set() or unreachable.is_set()
+
+    def skip_reason() -> str:
+        if unreachable.is_set():
+            return f"not sent: cannot reach {target}"
+        if halted.is_set():
+            return "not sent: authentication failed for an earlier run"
+        return "not sent: interrupted"
 
     half = max(1, concurrency // 2)
 
@@ -131,6 +145,7 @@ def submit_all(
             done.put((-1, Outcome("skipped")))  # wake the main thread
 
     def send_all() -> None:
+        nonlocal streak
         while True:
             try:
                 index = pending.get_nowait()
@@ -140,7 +155,7 @@ def submit_all(
             if should_stop():
                 with intents, guard:  # the lock order of the abandon path: intents, then guard
                     if index not in settled:
-                        done.put((index, not_sent(index, item, _skip_reason(halted))))
+                        done.put((index, not_sent(index, item, skip_reason())))
                 continue
             ensure_intent(index)
             with guard:
@@ -156,7 +171,12 @@ def submit_all(
                 if index in settled:
                     continue  # abandoned: already recorded as unknown
                 settled.add(index)
+                if outcome.kind == "skipped" and unreachable.is_set():  # stopped between its retries
+                    outcome = replace(outcome, message=skip_reason())
                 _record(journal, item, outcome, now())
+                streak = streak + 1 if outcome.unreachable else 0
+                if streak >= UNREACHABLE_AFTER:
+                    unreachable.set()
             if outcome.stops_all:
                 halted.set()
             done.put((index, outcome))
@@ -202,10 +222,6 @@ def submit_all(
             outcomes[index] = outcome
             on_outcome(outcome)
     return [outcomes[i] for i in range(len(submissions))]
-
-
-def _skip_reason(halted: threading.Event) -> str:
-    return "not sent: authentication failed for an earlier run" if halted.is_set() else "not sent: interrupted"
 
 
 def _record(journal: Journal, item: Submission, outcome: Outcome, at: str) -> None:

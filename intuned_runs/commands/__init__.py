@@ -20,7 +20,19 @@ Handler = Callable[["argparse.Namespace", "Output"], int]
 
 COMMANDS = {
     name: f"intuned_runs.commands.{name}"
-    for name in ("validate", "render", "plan", "apply", "watch", "status", "state", "schema", "emulator")
+    for name in (
+        "init",
+        "validate",
+        "render",
+        "plan",
+        "apply",
+        "watch",
+        "status",
+        "state",
+        "schema",
+        "emulator",
+        "completion",
+    )
 }
 
 

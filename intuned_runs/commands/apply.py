@@ -14,6 +14,7 @@ from intuned_runs.apply.signals import Signals
 from intuned_runs.commands.common import (
     backend_of,
     catching_signals,
+    context_of,
     emulated,
     environment,
     open_repository,
@@ -22,7 +23,7 @@ from intuned_runs.commands.common import (
 )
 from intuned_runs.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, Refused, UsageError
 from intuned_runs.plan import Plan
-from intuned_runs.report.apply import ApplyProgress, apply_json, apply_summary, confirm_question
+from intuned_runs.report.apply import ApplyProgress, WaitProgress, apply_json, apply_summary, confirm_question
 from intuned_runs.report.output import Output
 from intuned_runs.repository import Repository
 from intuned_runs.results import Waited
@@ -33,8 +34,8 @@ def run(args: argparse.Namespace, out: Output) -> int:
     saved = None
     settings = settings_from(args)
     if args.planfile:
-        if args.select or args.force or args.retry_unknown:
-            raise UsageError("apply PLANFILE takes no planning options (--select, --run, --retry-unknown)")
+        if args.select or args.force or args.exclude or args.retry_unknown:
+            raise UsageError("apply PLANFILE takes no planning options (--select, --run, --exclude, --retry-unknown)")
         saved = planfile.load(Path(args.planfile))
         env, given = planfile.inputs(saved, args.planfile, args.env, settings.vars)
         settings = replace(settings, env=env, vars=given)
@@ -42,22 +43,11 @@ def run(args: argparse.Namespace, out: Output) -> int:
     with contextlib.ExitStack() as stack:
         if args.emulator:
             settings = stack.enter_context(emulated(settings, environ, out))
-        repository = open_repository(settings, out, environ)
-        desired = validated(repository, out, strict=args.strict)
-        if desired is None:
-            return EXIT_ERROR
         interactive = out.interactive() and not args.json
-
-        def confirm(plan: Plan) -> bool:
-            if saved is not None or args.yes:
-                return True
-            if not interactive:
-                raise Refused(NEEDS_CONFIRMATION)
-            return out.confirm(confirm_question(plan))
-
         options = ApplyOptions(
             select=tuple(args.select),
             force=tuple(args.force),
+            exclude=tuple(args.exclude),
             retry_unknown=args.retry_unknown,
             concurrency=args.concurrency,
             max_submit=args.max_submit,
@@ -66,8 +56,21 @@ def run(args: argparse.Namespace, out: Output) -> int:
             read_timeout=args.read_timeout,
             saved=saved,
         )
-        progress = ApplyProgress(out, json_output=args.json)
+        repository = open_repository(settings, out, environ, selection=options.selection)
         backend = backend_of(repository, out)
+        out.info(context_of(repository, backend).line())
+        desired = validated(repository, out, strict=args.strict)
+        if desired is None:
+            return EXIT_ERROR
+
+        def confirm(plan: Plan) -> bool:
+            if saved is not None or args.yes:
+                return True
+            if not interactive:
+                raise Refused(NEEDS_CONFIRMATION)
+            return out.confirm(confirm_question(plan))
+
+        progress = ApplyProgress(out, json_output=args.json)
         api_key = environ.get("INTUNED_API_KEY", "")
         with catching_signals(out, interrupt_until_sending=True) as signals:
             result = run_apply(
@@ -89,7 +92,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
             waited = None
             if args.wait and result.summary["submitted"] and not signals.stop.is_set():
                 waited = _wait(repository, backend, result, args, out, api_key, signals)
-        for line in [apply_json(result, waited)] if args.json else apply_summary(result, waited):
+        for line in [apply_json(result, waited)] if args.json else apply_summary(result, waited, quiet=out.quiet):
             out.out(line)
         return _exit_code(result, waited, signals, detailed=args.detailed_exitcode)
 
@@ -115,16 +118,13 @@ def _wait(
 ) -> Waited:
     """apply --wait: poll each submitted run until final; record final statuses (no serial bump)."""
     from intuned_runs.api.client import Client
-    from intuned_runs.results import RunResult, Tracked, wait_all
+    from intuned_runs.results import Tracked, wait_all
     from intuned_runs.state.statuses import record_statuses
 
     projects = {r.key: r.project for r in result.plan.runs}
-    tracked = [Tracked(o.key, projects[o.key], o.run_id) for o in result.outcomes if o.run_id is not None]
-
-    def on_update(update: RunResult) -> None:
-        if not args.json:
-            out.info(f"  {update.key}  {update.run_id}  {update.status or update.fetch_error}")
-
+    submitted = [o for o in result.outcomes if o.run_id is not None]
+    tracked = [Tracked(o.key, projects[o.key], o.run_id) for o in submitted if o.run_id is not None]
+    progress = WaitProgress(out, {o.key: o.status for o in submitted}, json_output=args.json)
     with Client(
         repository.config.base_url,
         result.workspace_id,
@@ -132,10 +132,15 @@ def _wait(
         read_timeout=args.read_timeout,
         redactor=out.redactor,
     ) as client:
-        waited = wait_all(client, tracked, timeout=args.timeout, on_update=on_update, should_stop=signals.stop.is_set)
+        try:
+            waited = wait_all(
+                client, tracked, timeout=args.timeout, on_update=progress.update, should_stop=signals.stop.is_set
+            )
+        finally:
+            progress.done()
     warning = record_statuses(backend, waited.finals, command="intuned-runs status", lock_timeout=args.lock_timeout)
     if warning:
-        out.err(f"warning: {warning}")
+        out.warning(warning)
     if waited.timed_out:
         out.err(f"--timeout {args.timeout:g}s passed before every run finished; 'intuned-runs status' shows them later")
     return waited

@@ -18,8 +18,10 @@ from intuned_runs.errors import Interrupted
 from intuned_runs.fingerprint import FINGERPRINT_VERSION
 from intuned_runs.problems import Problem, errors_in, strictly
 from intuned_runs.report.output import Output
+from intuned_runs.report.plan import Context
 from intuned_runs.report.problems import problems_text, resolve_format
 from intuned_runs.repository import Repository
+from intuned_runs.selection import Selection
 from intuned_runs.state.backend import Backend, open_backend
 from intuned_runs.state.model import State
 from intuned_runs.state.upgrade import upgrader
@@ -39,11 +41,25 @@ def settings_from(args: argparse.Namespace) -> Settings:
     )
 
 
-def open_repository(settings: Settings, out: Output, environ: Mapping[str, str] | None = None) -> Repository:
-    """The repository, with the output's redactor taught its secrets before anything is printed."""
-    repository = Repository(settings, environ)
+def selection_from(args: argparse.Namespace) -> Selection:
+    """--select, --run and --exclude (docs/plan.md, Selection)."""
+    return Selection.of(args.select, args.force, args.exclude)
+
+
+def open_repository(
+    settings: Settings, out: Output, environ: Mapping[str, str] | None = None, *, selection: Selection | None = None
+) -> Repository:
+    """The repository, with the output's redactor taught its secrets before anything is printed. With a
+    selection, only the planned runs' requests are rendered (docs/plan.md, Selection)."""
+    repository = Repository(settings, environ, selection)
     out.redactor = repository.redactor()
     return repository
+
+
+def context_of(repository: Repository, backend: Backend) -> Context:
+    """What a plan or apply works against: env, workspace, state (docs/plan.md, Text output)."""
+    config = repository.config
+    return Context(config.env_name, config.workspace_if_known(), backend.display)
 
 
 def backend_of(repository: Repository, out: Output) -> Backend:
@@ -66,7 +82,7 @@ def load_state(backend: Backend) -> State:
 
 
 def report_problems(out: Output, problems: list[Problem], fmt: str, *, to_stdout: bool) -> None:
-    for line in problems_text(problems, fmt):
+    for line in problems_text(problems, fmt, out.paint if to_stdout else out.paint_err):
         (out.out if to_stdout else out.err)(line)
 
 

@@ -42,8 +42,9 @@ def parse_result(text: str) -> dict[str, float]:
     return rates
 
 
-def emulator_from(args: argparse.Namespace) -> Emulator:
+def emulator_from(args: argparse.Namespace, log: Callable[[str], None] | None = None) -> Emulator:
     return Emulator(
+        log=log,
         host=args.host,
         port=args.port,
         api_key=args.api_key,
@@ -55,9 +56,14 @@ def emulator_from(args: argparse.Namespace) -> Emulator:
     )
 
 
-def serve(args: argparse.Namespace, stop: threading.Event, announce: Callable[[str], None]) -> int:
-    """Serve until `stop` is set."""
-    emulator = emulator_from(args).start()
+def serve(
+    args: argparse.Namespace,
+    stop: threading.Event,
+    announce: Callable[[str], None],
+    log: Callable[[str], None] | None = None,
+) -> int:
+    """Serve until `stop` is set; `log` gets one line per request (-v)."""
+    emulator = emulator_from(args, log).start()
     announce(f"Emulator listening on {emulator.url} (workspace ids: any UUID)")
     emulator.serve_forever(stop)
     return EXIT_OK
@@ -67,4 +73,4 @@ def run(args: argparse.Namespace, out: Output) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    return serve(args, stop, out.err)
+    return serve(args, stop, out.err, out.err if out.verbose else None)

@@ -12,6 +12,7 @@ from intuned_runs.report.output import Output
 from intuned_runs.report.plan import plan_text
 from intuned_runs.report.since import context_line, since_json, since_markdown
 from intuned_runs.revision import desired_at
+from intuned_runs.selection import Selection
 from intuned_runs.since import plan_since
 
 REFUSED = (("force", "--run"), ("retry_unknown", "--retry-unknown"), ("out", "--out"))
@@ -32,16 +33,15 @@ def run(args: argparse.Namespace, out: Output) -> int:
     desired = validated(repository, out, strict=args.strict)
     if desired is None:
         return EXIT_ERROR
-    plan = plan_since(
-        before, desired, repository.schema, schema_version=repository.schema_version, select=tuple(args.select)
-    )
+    selection = Selection.of(args.select, (), args.exclude)
+    plan = plan_since(before, desired, repository.schema, schema_version=repository.schema_version, selection=selection)
     fmt = "json" if args.json else args.format
     if fmt == "json":
         out.out(since_json(plan, ref, config.env_name, desired.problems))
     elif fmt == "markdown":
         out.out(since_markdown(plan, ref, config.env_name))
     else:
-        for line in plan_text(plan, out.verbose):
+        for line in plan_text(plan, out.verbose, out.paint, quiet=out.quiet):
             out.out(line)
     if args.detailed_exitcode and plan.has_changes:
         return EXIT_CHANGES

@@ -25,15 +25,15 @@ def run(args: argparse.Namespace, out: Output) -> int:
     if args.schema_command == "export":
         return _export(args, config, out)
     spec = _as_given(args, args.spec) if args.spec else None
-    target, changed = schema_module.pull(config.repository, spec, args.check)
+    target, was = schema_module.pull(config.repository, spec, args.check)
     name = config.relative(target)
     if args.check:
-        if changed:
-            out.err(f"{name} is out of date: run 'intuned-runs schema pull'")
+        if was != "up to date":  # `is missing` in a new repository, not "out of date" (docs/schema.md)
+            out.err(f"{name} is {was}: run 'intuned-runs schema pull'")
             return EXIT_ERROR
         out.info(f"{name} is up to date.")
         return EXIT_OK
-    out.info(f"{name} {'written' if changed else 'unchanged'}.")
+    out.info(f"{name} {'unchanged' if was == 'up to date' else 'written'}.")
     return EXIT_OK
 
 

@@ -13,6 +13,7 @@ from intuned_runs.commands.common import backend_of, load_state, open_repository
 from intuned_runs.errors import EXIT_ERROR, EXIT_OK, Refused, UsageError
 from intuned_runs.report.output import Output
 from intuned_runs.report.state import list_json, list_lines, show_json, show_lines
+from intuned_runs.report.style import plural
 from intuned_runs.selection import parse
 from intuned_runs.state import edits
 from intuned_runs.state.backend import Backend
@@ -80,7 +81,7 @@ def _mv(args: argparse.Namespace, out: Output) -> int:
 
 def _forget(args: argparse.Namespace, out: Output) -> int:
     selectors = parse(args.selectors)
-    ask = _confirmation(args, out, lambda edit: f"Forget {len(edit.keys)} runs from state?")
+    ask = _confirmation(args, out, lambda edit: f"Forget {plural(len(edit.keys), 'run')} from state?")
 
     def confirm(edit: edits.Edit) -> bool:
         for key in edit.keys:
@@ -91,7 +92,7 @@ def _forget(args: argparse.Namespace, out: Output) -> int:
     if edit is None:
         out.err("Nothing forgotten.")
         return EXIT_ERROR
-    out.out(f"Forgot {len(edit.keys)} runs (kept as tombstones).")
+    out.out(f"Forgot {plural(len(edit.keys), 'run')} (kept as tombstones).")
     return EXIT_OK
 
 
@@ -100,7 +101,7 @@ def _resolve(args: argparse.Namespace, out: Output) -> int:
     if args.run_id and not args.submitted:
         raise UsageError("--run-id goes with --submitted")
     verdict = "submitted" if args.submitted else "not submitted"
-    confirm = _confirmation(args, out, lambda edit: f"Mark {len(edit.keys)} runs as {verdict}?")
+    confirm = _confirmation(args, out, lambda edit: f"Mark {plural(len(edit.keys), 'run')} as {verdict}?")
     edit = _carry_out(
         args,
         out,
@@ -110,7 +111,7 @@ def _resolve(args: argparse.Namespace, out: Output) -> int:
     if edit is None:
         out.err("Nothing resolved.")
         return EXIT_ERROR
-    out.out(f"Resolved {len(edit.keys)} runs as {verdict}.")
+    out.out(f"Resolved {plural(len(edit.keys), 'run')} as {verdict}.")
     return EXIT_OK
 
 

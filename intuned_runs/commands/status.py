@@ -42,7 +42,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
             out.info("No runs with a run ID in state.")
     warning = record_statuses(backend, finals(results), command="intuned-runs status", lock_timeout=args.lock_timeout)
     if warning:
-        out.err(f"warning: {warning}")
+        out.warning(warning)
     if any(r.fetch_error is not None for r in results):
         return EXIT_ERROR
     if args.detailed_exitcode and any(r.status in ("failed", "canceled") for r in results):

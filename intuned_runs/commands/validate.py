@@ -9,6 +9,7 @@ from intuned_runs.errors import EXIT_ERROR, EXIT_OK, ProblemsFound
 from intuned_runs.problems import errors_in, strictly
 from intuned_runs.report.output import Output
 from intuned_runs.report.problems import resolve_format
+from intuned_runs.report.style import plural
 
 
 def run(args: argparse.Namespace, out: Output) -> int:
@@ -24,5 +25,5 @@ def run(args: argparse.Namespace, out: Output) -> int:
     problems = strictly(problems, args.strict)
     report_problems(out, problems, fmt, to_stdout=True)
     if fmt == "text" and not problems and not out.quiet:
-        out.err(f"{runs} runs valid.")
+        out.err(f"{plural(runs, 'run')} valid.")
     return EXIT_ERROR if errors_in(problems) else EXIT_OK

@@ -4,9 +4,13 @@ responses out, with no HTTP server of its own (`emulator.server` serves it on lo
     POST /{workspaceId}/projects/{projectName}/run/start           201 {"runId": "ru_…", "status": "pending"}
     GET  /{workspaceId}/projects/{projectName}/run/{runId}/result  200 {"runId", "status", …}
 
-Requests go through: route (404) → fault script / fault rates (start only) → `x-api-key` (401) → body
-against the pulled schema (400) → a run that moves pending → started → final over `complete_after`
-seconds of the injected clock. Every start request is recorded in `received` (and `record_file`).
+Requests go through: route (404; another method on a known route 405 with `Allow`) → fault script /
+fault rates (start only) → `x-api-key` (401) → body against the pulled schema (400) → a run that moves
+pending → started → final over `complete_after` seconds of the injected clock. HEAD is answered as GET,
+without a body. Every start request is recorded in `received` (and `record_file`).
+
+Every answer parses in the models of Intuned's official Python SDK (`intuned-client`, docs/emulator.md):
+a failed run's `error.code` and a canceled run's `reason.type` are values the SDK accepts.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http import HTTPStatus
 from pathlib import Path
 from typing import IO, Any
@@ -41,6 +45,7 @@ _ERROR_KINDS = {  # status -> (code, category, retirable)
     400: ("INVALID_REQUEST", "user", False),
     401: ("UNAUTHORIZED", "auth", False),
     404: ("NOT_FOUND", "user", False),
+    405: ("METHOD_NOT_ALLOWED", "user", False),
     429: ("RATE_LIMITED", "infrastructure", True),
     503: ("SERVICE_UNAVAILABLE", "infrastructure", True),
 }
@@ -72,6 +77,8 @@ class Response:
     body: bytes
     retry_after: str | None = None
     delay: float = 0.0
+    allow: str | None = None  # the `Allow` header of a 405
+    run_id: str | None = None  # the run it is about, for the -v log line
 
 
 def error_body(status: int, message: str, details: list[dict[str, str]], correlation: str) -> bytes:
@@ -186,10 +193,15 @@ class EmulatedApi:
         at = time.monotonic()
         delay = self.latency_ms / 1000
         parts = target.split("?", 1)[0].split("/")
-        is_start = method == "POST" and len(parts) == 6 and parts[5] == "start"
-        is_result = method == "GET" and len(parts) == 7 and parts[6] == "result"
-        if not (is_start or is_result) or parts[0] or parts[2] != "projects" or parts[4] != "run":
+        route = not parts[0] and len(parts) in (6, 7) and parts[2] == "projects" and parts[4] == "run"
+        allowed = "POST" if route and len(parts) == 6 and parts[5] == "start" else None
+        allowed = "GET" if route and len(parts) == 7 and parts[6] == "result" else allowed
+        if allowed is None:
             return self._error(404, f"Not found: no route for {method} {target}", delay=delay)
+        if method != allowed and not (method == "HEAD" and allowed == "GET"):
+            response = self._error(405, f"Method {method} not allowed here: use {allowed}", delay=delay)
+            return replace(response, allow=allowed)
+        is_start = allowed == "POST"
         workspace, project = parts[1], unquote(parts[3])
         parsed: Any = None
         if is_start:
@@ -257,14 +269,16 @@ class EmulatedApi:
             self._runs[(workspace, project, run_id)] = _Run(
                 self.clock(), outcome, parsed.get("api"), parsed.get("parameters")
             )
-        return Response(201, json.dumps({"runId": run_id, "status": "pending"}).encode(), delay=delay)
+        return Response(201, json.dumps({"runId": run_id, "status": "pending"}).encode(), delay=delay, run_id=run_id)
 
     def _result(self, workspace: str, project: str, run_id_text: str, delay: float) -> Response:
         run_id = unquote(run_id_text)
         with self._lock:
             run = self._runs.get((workspace, project, run_id))
         if run is None:
-            return self._error(404, f"Run {run_id!r} not found in project {project!r}", delay=delay)
+            return replace(
+                self._error(404, f"Run {run_id!r} not found in project {project!r}", delay=delay), run_id=run_id
+            )
         elapsed = self.clock() - run.created
         status = (
             run.outcome
@@ -275,16 +289,18 @@ class EmulatedApi:
         if status == "completed":
             payload["result"] = {"api": run.api, "parameters": run.parameters}
             payload["extendedPayloads"] = []
-        elif status == "failed":
+        elif status == "failed":  # the SDK's values (docs/run-api.md): an API that failed all its attempts
+            payload["message"] = "The run failed (emulated)"
             payload["error"] = {
-                "message": "The API failed (emulated failure)",
-                "code": "EMULATED_FAILURE",
+                "code": "api-attempts-failed",
                 "category": "execution",
+                "message": "The API failed on every attempt (emulated failure)",
                 "retirable": False,
             }
         elif status == "canceled":
-            payload["reason"] = {"type": "user", "message": "The run was canceled (emulated)"}
-        return Response(200, json.dumps(payload).encode(), delay=delay)
+            payload["message"] = "The run was canceled (emulated)"
+            payload["reason"] = {"type": "cancelled-user-action", "message": "The run was canceled (emulated)"}
+        return Response(200, json.dumps(payload).encode(), delay=delay, run_id=run_id)
 
     def _error(
         self, status: int, message: str, details: list[dict[str, str]] | None = None, *, delay: float

@@ -8,6 +8,7 @@ import socket
 import socketserver
 import sys
 import threading
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -21,11 +22,15 @@ class Emulator(EmulatedApi):
     """The emulated Run API served on `host:port` (port 0: a free one). `with Emulator(...) as emu:`
     serves on `emu.url` until the block ends; every keyword of EmulatedApi applies."""
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, **options: Any) -> None:
+    def __init__(
+        self, *, host: str = "127.0.0.1", port: int = 0, log: Callable[[str], None] | None = None, **options: Any
+    ) -> None:
         if not is_loopback(host):
             raise UsageError(f"--host {host}: the emulator binds to loopback only")
         super().__init__(**options)
         self.host, self.port = host, port
+        # -v: one line per request (method, path, status, run ID), never the key or a body (docs/emulator.md)
+        self.log = log
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -140,7 +145,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.track(self.connection, alive=False)
 
     def log_message(self, format: str, *args: Any) -> None:
-        pass  # no per-request log lines
+        pass  # http.server's own lines would show every header; the emulator logs its own (`_write`)
 
     def do_GET(self) -> None:
         if "chunked" in self.headers.get("transfer-encoding", "").lower():
@@ -163,7 +168,7 @@ class _Handler(BaseHTTPRequestHandler):
             emulator._stopping.wait(response.delay)
         self._write(response)
 
-    do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Malformed HTTP: answer in the API's error shape, then close."""
@@ -174,10 +179,17 @@ class _Handler(BaseHTTPRequestHandler):
     def _write(self, response: Response) -> None:
         self.send_response_only(response.status)
         self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(response.body)))
+        self.send_header("Content-Length", str(len(response.body)))  # on HEAD too: what GET would send
         if response.retry_after is not None:
             self.send_header("Retry-After", response.retry_after)
+        if response.allow is not None:
+            self.send_header("Allow", response.allow)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(response.body)
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+        log = self.server.emulator.log
+        if log is not None:
+            path = str(getattr(self, "path", "") or "").split("?", 1)[0]  # unset on a malformed request line
+            log(f"{self.command or '-'} {path or '-'} {response.status} {response.run_id or '-'}")

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 from intuned_runs import FORMAT_VERSION
 from intuned_runs.problems import Problem
+from intuned_runs.report.style import PLAIN, Palette
 
 
 def resolve_format(fmt: str, environ: Mapping[str, str] | None = None) -> str:
@@ -33,7 +34,16 @@ def github_line(problem: Problem) -> str:
     return f"::{problem.severity} {','.join(props)}::{_escape_data(message)}"
 
 
-def problems_text(problems: list[Problem], fmt: str) -> list[str]:
+def text_line(problem: Problem, paint: Palette = PLAIN) -> str:
+    """`FILE:LINE:COL: error: PATH: MESSAGE`, the severity coloured when `paint` is enabled."""
+    line = problem.as_text()
+    if not paint.enabled:
+        return line
+    head, sep, tail = line.partition(f": {problem.severity}: ")
+    return f"{head}: {paint.severity(problem.severity)}: {tail}" if sep else line
+
+
+def problems_text(problems: list[Problem], fmt: str, paint: Palette = PLAIN) -> list[str]:
     """Lines for the problems in the given format (`text`, `github`); json is one document."""
     if fmt == "json":
         return [
@@ -45,4 +55,4 @@ def problems_text(problems: list[Problem], fmt: str) -> list[str]:
         ]
     if fmt == "github":
         return [github_line(p) for p in problems]
-    return [p.as_text() for p in problems]
+    return [text_line(p, paint) for p in problems]

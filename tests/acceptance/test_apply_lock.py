@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from intuned_runs.emulator.server import Emulator
-from tests.helpers import WS, Repo, cli_command, remote, standard_env, wait_until
+from tests.helpers import WS, Repo, cli_command, context, remote, standard_env, wait_until
 
 RUNS = """\
 runs:
@@ -57,7 +57,8 @@ def test_a_second_apply_fails_at_once_naming_the_holder(user_repo: Repo, slow: E
             first.kill()
             first.wait()
     assert second.code == 1
-    [line] = second.err_lines
+    [shown, line] = second.err_lines
+    assert shown == context(WS)
     assert line.startswith(f"error: state is locked by pid {first.pid} on host {socket.gethostname()} since ")
     assert line.endswith(
         " (intuned-runs apply); wait for it, use --lock-timeout DUR, or if no such process exists run "
@@ -87,7 +88,7 @@ def test_lock_timeout_waits_for_the_holder_then_finds_nothing_to_do(user_repo: R
             first.wait()
     assert first.returncode == 0, err
     assert waited > 0.5  # held up by the first apply's in-flight requests (1.5 s each)
-    assert (second.code, second.out_lines, second.err) == (0, ["No changes. 3 runs up to date."], "")
+    assert (second.code, second.out_lines, second.err_lines) == (0, ["No changes. 3 runs up to date."], [context(WS)])
     assert len(slow.received) == 3  # nothing sent twice
     assert user_repo.state()["serial"] == 1
 

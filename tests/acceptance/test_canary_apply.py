@@ -185,6 +185,6 @@ def test_the_journal_of_a_killed_apply_holds_no_secret(user_repo: Repo, tmp_path
     assert leaks(journal) == []
     plan = user_repo.cli("plan")
     assert plan.out_lines[-1] == (
-        "Plan: 0 to submit (0 new, 0 changed, 0 requested, 0 always), 1 unchanged, 0 to forget, 3 blocked."
+        "Plan: 0 to submit (0 new, 0 changed, 0 requested, 0 always), 0 unchanged, 1 manual, 0 to forget, 3 blocked."
     )
     assert leaks(everything(plan)) == []

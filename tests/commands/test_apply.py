@@ -25,6 +25,7 @@ from tests.helpers import (
     Repo,
     bodies,
     cli_command,
+    context,
     free_port,
     remote,
     run_in_terminal,
@@ -78,11 +79,11 @@ def test_first_apply_sends_every_body_exactly_as_rendered(user_repo: Repo, emula
         "+ shop/daily-us  new  runs.d/shop.yaml:5",
         "+ shop/hourly  new  runs.d/shop.yaml:9",
         "",
-        "Plan: 3 to submit (3 new, 0 changed, 0 requested, 0 always), 1 unchanged, 0 to forget, 0 blocked.",
+        "Plan: 3 to submit (3 new, 0 changed, 0 requested, 0 always), 0 unchanged, 1 manual, 0 to forget, 0 blocked.",
     ]
     assert outcome_lines(result) == submitted_lines(user_repo, "portal/orders", "shop/daily-us", "shop/hourly")
     assert result.out_lines[-1] == summary(submitted=3)
-    assert result.err == ""
+    assert result.err_lines == [context(WS)]
     # As rendered, with the real secret values, nothing added and nothing dropped.
     assert sort_bodies(bodies(emulator)) == sort_bodies(
         [("portal", BODY_ORDERS), ("shop", BODY_DAILY_US), ("shop", BODY_HOURLY)]
@@ -111,7 +112,7 @@ def test_a_second_apply_sends_only_always_runs_then_edits(user_repo: Repo, emula
     assert plan_part(second) == [
         "* shop/hourly  always  runs.d/shop.yaml:9",
         "",
-        "Plan: 1 to submit (0 new, 0 changed, 0 requested, 1 always), 3 unchanged, 0 to forget, 0 blocked.",
+        "Plan: 1 to submit (0 new, 0 changed, 0 requested, 1 always), 2 unchanged, 1 manual, 0 to forget, 0 blocked.",
     ]
     assert bodies(emulator) == [("shop", BODY_HOURLY)]
 
@@ -124,7 +125,7 @@ def test_a_second_apply_sends_only_always_runs_then_edits(user_repo: Repo, emula
         "    request.parameters.limit: 100 → 250",
         "* shop/hourly  always  runs.d/shop.yaml:9",
         "",
-        "Plan: 2 to submit (0 new, 1 changed, 0 requested, 1 always), 2 unchanged, 0 to forget, 0 blocked.",
+        "Plan: 2 to submit (0 new, 1 changed, 0 requested, 1 always), 1 unchanged, 1 manual, 0 to forget, 0 blocked.",
     ]
     assert sort_bodies(bodies(emulator)) == sort_bodies(
         [("shop", {"api": "products/list", "parameters": {"region": "us", "limit": 250}}), ("shop", BODY_HOURLY)]
@@ -136,7 +137,7 @@ def test_nothing_to_submit(user_repo: Repo, emulator: Emulator) -> None:
     user_repo.write("runs.d/shop.yaml", ONE_RUN)
     assert user_repo.cli("apply", "--yes", *remote(emulator)).code == 0
     result = user_repo.cli("apply", *remote(emulator))  # no --yes needed when there is nothing to do
-    assert (result.code, result.out_lines, result.err) == (0, ["No changes. 1 runs up to date."], "")
+    assert (result.code, result.out_lines, result.err_lines) == (0, ["No changes. 1 run up to date."], [context(WS)])
     result = user_repo.cli("apply", "--yes", "--detailed-exitcode", *remote(emulator))
     assert result.code == 0
     assert len(emulator.received) == 1
@@ -203,7 +204,7 @@ def test_a_removed_run_is_forgotten_and_kept_as_a_tombstone(user_repo: Repo, emu
     ]
     assert user_repo.cli("state", "list", "--all").out_lines[0] == f"portal/orders  removed {entry['removed_at']}"
     user_repo.write("runs.d/ops.yaml", ops)  # re-adding the identical run: unchanged, not new
-    assert user_repo.cli("plan", "--select", "portal/*").out_lines == ["No changes. 1 runs up to date."]
+    assert user_repo.cli("plan", "--select", "portal/*").out_lines == ["No changes. 1 run up to date."]
 
 
 def test_a_rename_with_moved_does_not_rerun(user_repo: Repo, emulator: Emulator) -> None:
@@ -215,12 +216,12 @@ def test_a_rename_with_moved_does_not_rerun(user_repo: Repo, emulator: Emulator)
     assert result.out_lines == [
         "  shop/daily-us  up-to-date  runs.d/shop.yaml:4  → moved from shop/us-daily",
         "",
-        "No changes. 1 runs up to date.",
+        "No changes. 1 run up to date.",
         "→ shop/daily-us  moved from shop/us-daily",
         summary(),
     ]
     assert sorted(user_repo.state()["entries"]) == ["shop/daily-us"]
-    assert user_repo.cli("plan").out_lines == ["No changes. 1 runs up to date."]
+    assert user_repo.cli("plan").out_lines == ["No changes. 1 run up to date."]
     assert len(emulator.received) == 1
 
 
@@ -232,7 +233,7 @@ def test_without_a_tty_apply_refuses_without_yes(user_repo: Repo, emulator: Emul
     for argv in (["apply"], ["apply", "--json"]):
         result = user_repo.cli(*argv, *remote(emulator))
         assert result.code == 1
-        assert result.err_lines == [CONFIRM]
+        assert result.err_lines == [context(WS), CONFIRM]
         assert "Submit" not in result.err
     assert emulator.received == []
     assert not user_repo.journal_path.exists()
@@ -243,7 +244,8 @@ def test_on_a_terminal_apply_shows_the_plan_and_asks(user_repo: Repo, emulator: 
     argv = [*cli_command(), "-C", str(user_repo.root), "apply", *remote(emulator)]
     code, shown = run_in_terminal(argv, "n", standard_env())
     assert code == 1
-    assert "+ shop/daily-us  new  runs.d/shop.yaml:5\n" in shown
+    # On a terminal the symbols and keys are coloured (docs/plan.md, Colour): + green.
+    assert "\x1b[32m+ shop/daily-us\x1b[0m  new  runs.d/shop.yaml:5\n" in shown
     assert "Submit 3 runs? [y/N] n\nApply cancelled: nothing was submitted.\n" in shown
     assert emulator.received == []
     assert not user_repo.state_path.exists() or user_repo.state()["entries"] == {}
@@ -271,7 +273,8 @@ def test_guard_validation_error(guarded: tuple[Repo, Emulator]) -> None:
     result = repo.cli("apply", "--yes", *remote(emu))
     assert result.code == 1
     assert result.out == ""
-    [line] = result.err_lines
+    [shown, line] = result.err_lines
+    assert shown == context(WS)
     assert re.fullmatch(r"runs\.d/broken\.yaml:2:\d+: error: request\.saveTrace: .*boolean.*", line), line
 
 
@@ -282,7 +285,8 @@ def test_guard_missing_secrets_are_named_at_once(guarded: tuple[Repo, Emulator],
     result = repo.cli("apply", "--yes", *remote(emu))
     assert result.code == 1
     assert result.err_lines == [
-        "error: secrets not set: HOOK_TOKEN, PROXY_URL (needed by runs to submit): export them and retry"
+        context(WS),
+        "error: secrets not set: HOOK_TOKEN, PROXY_URL (needed by runs to submit): export them and retry",
     ]
 
 
@@ -291,7 +295,10 @@ def test_guard_an_empty_secret_is_missing(guarded: tuple[Repo, Emulator], env: p
     env.setenv("PROXY_URL", "")
     result = repo.cli("apply", "--yes", *remote(emu))
     assert result.code == 1
-    assert result.err_lines == ["error: secrets not set: PROXY_URL (needed by runs to submit): export them and retry"]
+    assert result.err_lines == [
+        context(WS),
+        "error: secrets not set: PROXY_URL (needed by runs to submit): export them and retry",
+    ]
 
 
 def test_a_secret_only_needed_by_runs_not_submitted_is_not_needed(
@@ -331,7 +338,7 @@ def test_guards(guarded: tuple[Repo, Emulator], argv: list[str], message: str) -
     repo, emu = guarded
     result = repo.cli("apply", "--yes", *[emu.url if a == "URL" else a for a in argv])
     assert result.code == 1
-    assert result.err_lines == [message]
+    assert result.err_lines == [context(WS if WS in argv else None), message]
     assert outcome_lines(result) == []
     assert "Apply:" not in result.out
 
@@ -342,8 +349,9 @@ def test_guard_max_submit_from_the_config(guarded: tuple[Repo, Emulator]) -> Non
     result = repo.cli("apply", "--yes", *remote(emu))
     assert result.code == 1
     assert result.err_lines == [
+        context(WS),
         "error: the plan submits 3 runs, more than max_submit 1: check the state is the right one, "
-        "then pass --max-submit 3 (or set max_submit in the config)"
+        "then pass --max-submit 3 (or set max_submit in the config)",
     ]
 
 
@@ -353,7 +361,8 @@ def test_guard_no_api_key(guarded: tuple[Repo, Emulator], env: pytest.MonkeyPatc
     result = repo.cli("apply", "--yes", *remote(emu))
     assert result.code == 1
     assert result.err_lines == [
-        "error: INTUNED_API_KEY is not set: export the workspace's API key (it is never read from a file)"
+        context(WS),
+        "error: INTUNED_API_KEY is not set: export the workspace's API key (it is never read from a file)",
     ]
 
 
@@ -364,13 +373,15 @@ def test_guard_state_of_another_workspace(user_repo: Repo, emulator: Emulator) -
     result = user_repo.cli("apply", "--yes", *remote(emulator, OTHER_WS))
     assert result.code == 1
     assert result.err_lines == [
+        context(OTHER_WS),
         f"error: the state .intuned-runs/state.json belongs to workspace {WS}, not {OTHER_WS}: "
-        "use the right --env or state file"
+        "use the right --env or state file",
     ]
     planned = user_repo.cli("plan", *remote(emulator, OTHER_WS))
     assert planned.code == 0
     assert planned.err_lines == [
-        f"warning: the state belongs to workspace {WS}, but the workspace is {OTHER_WS}: apply will refuse"
+        context(OTHER_WS),
+        f"warning: the state belongs to workspace {WS}, but the workspace is {OTHER_WS}: apply will refuse",
     ]
     assert len(emulator.received) == 1
 
@@ -451,14 +462,14 @@ def test_500_is_unknown_and_blocks_the_run(one_run: Repo) -> None:
         "'intuned-runs state resolve shop/daily-us --submitted|--not-submitted', or plan with --retry-unknown or --run"
     )
     assert again.code == 1  # a blocked run is a failure of apply
-    assert again.err_lines == [blocked]
+    assert again.err_lines == [context(WS), blocked]
     plan = one_run.cli("plan")
     assert plan.out_lines == [
         "? shop/daily-us  unknown  runs.d/shop.yaml:2",
         "",
         "Plan: 0 to submit (0 new, 0 changed, 0 requested, 0 always), 0 unchanged, 0 to forget, 1 blocked.",
     ]
-    assert plan.err_lines == [blocked]
+    assert plan.err_lines == [context(), blocked]
 
 
 def test_a_blocked_run_stays_blocked_after_an_edit(one_run: Repo) -> None:
@@ -471,7 +482,10 @@ def test_a_blocked_run_stays_blocked_after_an_edit(one_run: Repo) -> None:
     assert result.out_lines == [
         "Plan: 0 to submit (0 new, 0 changed, 0 requested, 0 always), 0 unchanged, 0 to forget, 1 blocked."
     ]
-    assert [line.split(" since ")[0] for line in result.err_lines] == ["blocked: shop/daily-us: outcome unknown"]
+    assert [line.split(" since ")[0] for line in result.err_lines] == [
+        context(WS),
+        "blocked: shop/daily-us: outcome unknown",
+    ]
 
 
 def test_read_timeout_is_unknown(one_run: Repo) -> None:
@@ -566,11 +580,11 @@ def unknown(one_run: Repo) -> Iterator[tuple[Repo, Emulator]]:
 def test_resolve_submitted_clears_the_block(unknown: tuple[Repo, Emulator]) -> None:
     repo, emu = unknown
     result = repo.cli("state", "resolve", "shop/daily-us", "--submitted", "--run-id", "ru_seen_in_console", "--yes")
-    assert (result.code, result.out_lines) == (0, ["Resolved 1 runs as submitted."])
+    assert (result.code, result.out_lines) == (0, ["Resolved 1 run as submitted."])
     entry = repo.state()["entries"]["shop/daily-us"]
     assert (entry["unknown"], entry["run_id"]) == (None, "ru_seen_in_console")
     plan = repo.cli("plan")
-    assert (plan.out_lines, plan.err) == (["No changes. 1 runs up to date."], "")
+    assert (plan.out_lines, plan.err_lines) == (["No changes. 1 run up to date."], [context()])
     assert repo.cli("apply", "--yes", *remote(emu)).code == 0
     assert len(emu.received) == 1
 
@@ -578,7 +592,7 @@ def test_resolve_submitted_clears_the_block(unknown: tuple[Repo, Emulator]) -> N
 def test_resolve_not_submitted_makes_it_new(unknown: tuple[Repo, Emulator]) -> None:
     repo, emu = unknown
     result = repo.cli("state", "resolve", "daily-us", "--not-submitted", "--yes")
-    assert (result.code, result.out_lines) == (0, ["Resolved 1 runs as not submitted."])
+    assert (result.code, result.out_lines) == (0, ["Resolved 1 run as not submitted."])
     assert repo.cli("plan").out_lines[0] == "+ shop/daily-us  new  runs.d/shop.yaml:2"
     applied = repo.cli("apply", "--yes", *remote(emu))
     assert applied.code == 0
@@ -677,9 +691,9 @@ def test_status_detailed_exitcode_is_2_when_a_run_failed(user_repo: Repo) -> Non
     [run] = result.json()["runs"]
     assert run["status"] == "failed"
     assert run["error"] == {
-        "message": "The API failed (emulated failure)",
-        "code": "EMULATED_FAILURE",
+        "code": "api-attempts-failed",
         "category": "execution",
+        "message": "The API failed on every attempt (emulated failure)",
         "retirable": False,
     }
 
@@ -729,7 +743,7 @@ def test_an_unknown_rerun_resolved_as_not_submitted_restores_the_earlier_submiss
         resolved = one_run.cli("state", "resolve", "shop/daily-us", "--not-submitted", "--yes")
         assert resolved.code == 0
         assert one_run.state()["entries"]["shop/daily-us"] == first
-        assert one_run.cli("plan").out_lines == ["No changes. 1 runs up to date."]
+        assert one_run.cli("plan").out_lines == ["No changes. 1 run up to date."]
         assert one_run.cli("apply", "--yes", *remote(emu)).code == 0
         assert len(emu.received) == 2  # the definition was not sent a third time
 
@@ -744,5 +758,5 @@ def test_a_removed_and_readded_unknown_run_can_be_resolved(one_run: Repo) -> Non
         assert one_run.cli("plan").out_lines[0] == "? shop/daily-us  unknown  runs.d/shop.yaml:2"
         resolved = one_run.cli("state", "resolve", "shop/daily-us", "--submitted", "--yes")
         assert resolved.code == 0
-        assert one_run.cli("plan").out_lines == ["No changes. 1 runs up to date."]
+        assert one_run.cli("plan").out_lines == ["No changes. 1 run up to date."]
         assert len(emu.received) == 1

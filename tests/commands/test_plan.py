@@ -22,6 +22,7 @@ from tests.helpers import (
     WS,
     Repo,
     bodies,
+    context,
     remote,
     sort_bodies,
 )
@@ -78,7 +79,7 @@ MIXED_LINES = [
     '    request.parameters.region: "us" → "eu"',
     "* shop/hourly  always  runs.d/shop.yaml:9",
     "",
-    "Plan: 3 to submit (1 new, 1 changed, 0 requested, 1 always), 1 unchanged, 1 to forget, 1 blocked.",
+    "Plan: 3 to submit (1 new, 1 changed, 0 requested, 1 always), 0 unchanged, 1 manual, 1 to forget, 1 blocked.",
 ]
 
 
@@ -94,7 +95,7 @@ def test_text_lists_runs_that_are_not_unchanged_sorted_then_the_summary(mixed: R
     result = mixed.cli("plan")
     assert result.code == 0
     assert result.out_lines == MIXED_LINES
-    assert result.err_lines == [blocked_line(mixed, "portal/refund")]
+    assert result.err_lines == [context(), blocked_line(mixed, "portal/refund")]
     assert (
         mixed.state()["entries"]["portal/refund"]["unknown"]["reason"] == "500: Internal Server Error (injected fault)"
     )
@@ -114,15 +115,18 @@ def test_json_lists_every_planned_run_with_a_redacted_request(mixed: Repo) -> No
     result = mixed.cli("plan", "--json")
     assert result.code == 0
     document = result.json()
-    assert list(document) == ["format_version", "summary", "runs"]
+    assert list(document) == ["format_version", "context", "summary", "moves", "problems", "runs"]
     assert document["format_version"] == 1
+    assert document["context"] == {"env": None, "workspace_id": None, "state": ".intuned-runs/state.json"}
+    assert (document["moves"], document["problems"]) == ([], [])
     assert document["summary"] == {
         "submit": 3,
         "new": 1,
         "changed": 1,
         "requested": 0,
         "always": 1,
-        "unchanged": 1,
+        "unchanged": 0,
+        "manual": 1,
         "forget": 1,
         "blocked": 1,
     }
@@ -136,7 +140,19 @@ def test_json_lists_every_planned_run_with_a_redacted_request(mixed: Repo) -> No
         "shop/hourly",
     ]
     for run in document["runs"]:
-        assert set(run) >= {"key", "project", "name", "action", "reason", "source", "fingerprint", "changes", "request"}
+        assert list(run) == [
+            "key",
+            "project",
+            "name",
+            "action",
+            "reason",
+            "moved_from",
+            "source",
+            "fingerprint",
+            "changes",
+            "request",
+        ]
+        assert run["moved_from"] is None
         assert re.fullmatch(r"sha256:[0-9a-f]{64}", run["fingerprint"])
     assert [(r["action"], r["reason"]) for r in document["runs"]] == [
         ("submit", "new"),
@@ -158,30 +174,101 @@ def test_json_lists_every_planned_run_with_a_redacted_request(mixed: Repo) -> No
     assert runs["shop/hourly"]["request"]["sink"]["headers"] == {"Authorization": "Bearer (secret:HOOK_TOKEN)"}
     assert runs["shop/hourly"]["changes"] == []
     assert "retry" not in daily["request"]  # as written: no defaults filled in
-    assert result.err_lines == [blocked_line(mixed, "portal/refund")]
+    assert result.err_lines == [context(), blocked_line(mixed, "portal/refund")]
 
 
 def test_format_json_is_the_same_as_json(mixed: Repo) -> None:
     assert mixed.cli("plan", "--format", "json").out == mixed.cli("plan", "--json").out
 
 
-def test_markdown_has_a_summary_table_and_details_per_run(mixed: Repo) -> None:
+def diff_blocks(lines: list[str]) -> list[list[str]]:
+    """The lines of every ```diff block of a markdown document."""
+    blocks, current = [], None
+    for line in lines:
+        if current is None and line == "```diff":
+            current = []
+        elif current is not None and line == "```":
+            blocks.append(current)
+            current = None
+        elif current is not None:
+            current.append(line)
+    return blocks
+
+
+def test_markdown_has_a_heading_a_summary_table_and_a_diff_per_run(mixed: Repo) -> None:
     result = mixed.cli("plan", "--format", "markdown")
     assert result.code == 0
     lines = result.out_lines
-    assert MIXED_LINES[-1] in lines
-    table = lines.index("| submit | new | changed | requested | always | unchanged | forget | blocked |")
-    assert lines[table + 2] == "| 3 | 1 | 1 | 0 | 1 | 1 | 1 | 1 |"
+    assert lines[:7] == [
+        "### intuned-runs plan: env (none), workspace (not set), state `.intuned-runs/state.json`",
+        "",
+        MIXED_LINES[-1],
+        "",
+        "| submit | new | changed | requested | always | unchanged | manual | forget | blocked |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| 3 | 1 | 1 | 0 | 1 | 0 | 1 | 1 | 1 |",
+    ]
     summaries = [line for line in lines if line.startswith("<details>")]
-    assert len(summaries) == 5
-    assert [s for s in summaries if "shop/daily-us" in s] == [
-        "<details><summary><code>~</code> <code>shop/daily-us</code> submit / changed — `runs.d/shop.yaml:5`</summary>"
+    assert summaries == [
+        "<details><summary><code>+ portal/invoices</code> submit / new — <code>runs.d/ops.yaml:5</code></summary>",
+        "<details><summary><code>- portal/orders</code> forget / removed</summary>",
+        "<details><summary><code>? portal/refund</code> blocked / unknown — <code>runs.d/ops.yaml:2</code></summary>",
+        "<details><summary><code>~ shop/daily-us</code> submit / changed — <code>runs.d/shop.yaml:5</code></summary>",
+        "<details><summary><code>* shop/hourly</code> submit / always — <code>runs.d/shop.yaml:9</code></summary>",
     ]
     daily = lines.index(summaries[3])
-    assert lines[daily + 1 : daily + 6] == ["", "```diff", 'request.parameters.region: "us" → "eu"', "```", ""]
+    assert lines[daily + 1 : daily + 7] == [
+        "",
+        "```diff",
+        '- request.parameters.region: "us"',
+        '+ request.parameters.region: "eu"',
+        "```",
+        "",
+    ]
+    blocks = diff_blocks(lines)
+    assert len(blocks) == 3  # new, removed, changed
+    assert blocks[0][:2] == ["+ {", '+   "api": "invoices/download",']
+    assert blocks[1][-2:] == ['-   "proxy": "(secret:PROXY_URL)"', "- }"]
+    assert all(line[:2] in ("- ", "+ ") for block in blocks for line in block)
     assert lines.count("</details>") == 5
     assert not any("shop/backfill" in line for line in lines)
     assert not any(value in result.out for value in SECRETS.values())
+
+
+def test_markdown_and_json_show_renames(user_repo: Repo, emulator: Emulator) -> None:
+    user_repo.write(
+        "runs.d/shop.yaml", "runs:\n  - {name: us-daily, project: shop, request: {api: x, parameters: {}}}\n"
+    )
+    assert user_repo.cli("apply", "--yes", *remote(emulator)).code == 0
+    user_repo.write(
+        "runs.d/shop.yaml",
+        "moved:\n  - {from: shop/us-daily, to: shop/daily-us}\n"
+        "runs:\n  - {name: daily-us, project: shop, request: {api: x, parameters: {}}}\n",
+    )
+    text = user_repo.cli("plan")
+    assert text.out_lines == [
+        "  shop/daily-us  up-to-date  runs.d/shop.yaml:4  → moved from shop/us-daily",
+        "",
+        "No changes. 1 run up to date.",
+    ]
+    document = user_repo.cli("plan", "--json").json()
+    assert document["moves"] == [{"from": "shop/us-daily", "to": "shop/daily-us"}]
+    assert [(r["key"], r["action"], r["moved_from"]) for r in document["runs"]] == [
+        ("shop/daily-us", "unchanged", "shop/us-daily")
+    ]
+    markdown = user_repo.cli("plan", "--format", "markdown").out_lines
+    renames = markdown.index("#### Renames")
+    assert markdown[renames : renames + 5] == [
+        "#### Renames",
+        "",
+        "| from | to |",
+        "|---|---|",
+        "| `shop/us-daily` | `shop/daily-us` |",
+    ]
+    assert (
+        "- <code>  shop/daily-us</code> unchanged / up-to-date — <code>runs.d/shop.yaml:4</code> — moved from "
+        "<code>shop/us-daily</code>"
+    ) in markdown
 
 
 def test_no_changes_is_one_line_and_exit_0(user_repo: Repo, emulator: Emulator) -> None:
@@ -189,7 +276,7 @@ def test_no_changes_is_one_line_and_exit_0(user_repo: Repo, emulator: Emulator) 
     assert user_repo.cli("apply", "--yes", *remote(emulator)).code == 0
     for argv in (["plan"], ["plan", "--detailed-exitcode"]):
         result = user_repo.cli(*argv)
-        assert (result.code, result.out_lines, result.err) == (0, ["No changes. 1 runs up to date."], "")
+        assert (result.code, result.out_lines, result.err_lines) == (0, ["No changes. 1 run up to date."], [context()])
 
 
 def test_a_forget_alone_is_a_change_for_detailed_exitcode(user_repo: Repo, emulator: Emulator) -> None:
@@ -213,7 +300,7 @@ def test_blocked_alone_is_not_a_change_for_detailed_exitcode(mixed: Repo) -> Non
         "",
         "Plan: 0 to submit (0 new, 0 changed, 0 requested, 0 always), 0 unchanged, 0 to forget, 1 blocked.",
     ]
-    assert result.err_lines == [blocked_line(mixed, "portal/refund")]
+    assert result.err_lines == [context(), blocked_line(mixed, "portal/refund")]
 
 
 @pytest.mark.parametrize(
@@ -230,12 +317,22 @@ def test_blocked_alone_is_not_a_change_for_detailed_exitcode(mixed: Repo) -> Non
             "error: --select 'nothing-*' matches no run or state entry: check the key (PROJECT/NAME) or label",
         ),
         (
+            {"runs.d/ok.yaml": "runs:\n  - {name: daily-us, project: shop, request: {api: x, parameters: {}}}\n"},
+            ["--select", "shop/daily-su"],
+            "error: --select 'shop/daily-su' matches no run or state entry: did you mean 'shop/daily-us'?",
+        ),
+        (
             {"runs.d/ok.yaml": "runs:\n  - {name: a, project: shop, request: {api: x, parameters: {}}}\n"},
             ["--no-such-flag"],
-            "error: intuned-runs: unrecognized arguments: --no-such-flag (see intuned-runs --help)",
+            "error: unrecognized option --no-such-flag (see intuned-runs plan --help)",
+        ),
+        (
+            {"runs.d/ok.yaml": "runs:\n  - {name: a, project: shop, request: {api: x, parameters: {}}}\n"},
+            ["--detailed-exitcodes"],
+            "error: unrecognized option --detailed-exitcodes: did you mean --detailed-exitcode?",
         ),
     ],
-    ids=["validation-error", "selector-matching-nothing", "usage-error"],
+    ids=["validation-error", "selector-matching-nothing", "selector-one-letter-off", "usage-error", "option-typo"],
 )
 def test_detailed_exitcode_is_1_on_error(user_repo: Repo, files: dict[str, str], argv: list[str], message: str) -> None:
     for relative, text in files.items():
@@ -273,7 +370,7 @@ def test_plan_needs_no_secret_no_key_and_no_workspace(user_repo: Repo, env: pyte
     result = user_repo.cli("plan")
     assert result.code == 0
     assert result.out_lines[-1] == (
-        "Plan: 3 to submit (3 new, 0 changed, 0 requested, 0 always), 1 unchanged, 0 to forget, 0 blocked."
+        "Plan: 3 to submit (3 new, 0 changed, 0 requested, 0 always), 0 unchanged, 1 manual, 0 to forget, 0 blocked."
     )
 
 
@@ -286,7 +383,10 @@ def test_saved_plan_holds_the_plan_and_its_inputs_but_no_secret(user_repo: Repo,
     plan_file = user_repo.root / "plan.json"
     result = user_repo.cli("plan", "--out", str(plan_file), "--var", "region=eu", *remote(emulator))
     assert result.code == 0
-    assert result.err_lines == [f"Saved the plan to {plan_file}: apply it with 'intuned-runs apply {plan_file}'."]
+    assert result.err_lines == [
+        context(WS),
+        f"Saved the plan to {plan_file}: apply it with 'intuned-runs apply {plan_file}'.",
+    ]
     text = plan_file.read_text(encoding="utf-8")
     saved = json.loads(text)
     state = user_repo.state()
@@ -353,7 +453,8 @@ def test_a_saved_plan_is_stale_after_another_apply(user_repo: Repo, emulator: Em
     result = user_repo.cli("apply", str(plan_file), *remote(emulator))
     assert result.code == 1
     assert result.err_lines == [
-        "error: Saved plan is stale: the state changed since the plan (serial 1 → 2): plan again"
+        context(WS),
+        "error: Saved plan is stale: the state changed since the plan (serial 1 → 2): plan again",
     ]
     assert result.out == ""
     assert len(emulator.received) == sent
@@ -365,7 +466,10 @@ def test_a_saved_plan_is_stale_when_a_planned_run_was_edited(user_repo: Repo, em
     user_repo.edit("runs.d/shop.yaml", "limit: 100", "limit: 200")
     result = user_repo.cli("apply", str(plan_file), *remote(emulator))
     assert result.code == 1
-    assert result.err_lines == ["error: Saved plan is stale: run shop/daily-us changed since the plan: plan again"]
+    assert result.err_lines == [
+        context(WS),
+        "error: Saved plan is stale: run shop/daily-us changed since the plan: plan again",
+    ]
     assert emulator.received == []
     assert not user_repo.state_path.exists() or user_repo.state()["entries"] == {}
 
@@ -375,7 +479,10 @@ def test_a_saved_plan_is_stale_in_another_workspace(user_repo: Repo, emulator: E
     plan_file = _save(user_repo, emulator)
     result = user_repo.cli("apply", str(plan_file), *remote(emulator, OTHER_WS))
     assert result.code == 1
-    assert result.err_lines == [f"error: Saved plan is stale: the workspace is {OTHER_WS}, the plan was made for {WS}"]
+    assert result.err_lines == [
+        context(OTHER_WS),
+        f"error: Saved plan is stale: the workspace is {OTHER_WS}, the plan was made for {WS}",
+    ]
     assert emulator.received == []
 
 
@@ -390,15 +497,16 @@ def test_a_saved_plan_made_before_the_first_apply_can_be_applied(user_repo: Repo
     again = user_repo.cli("apply", str(plan_file), *remote(emulator))
     assert again.code == 1
     assert again.err_lines == [
-        "error: Saved plan is stale: the state changed since the plan (serial 0 → 1): plan again"
+        context(WS),
+        "error: Saved plan is stale: the state changed since the plan (serial 0 → 1): plan again",
     ]
     assert len(emulator.received) == 3
 
 
 @pytest.mark.parametrize(
     "option",
-    [["--select", "daily-us"], ["--run", "daily-us"], ["--retry-unknown"]],
-    ids=["select", "run", "retry-unknown"],
+    [["--select", "daily-us"], ["--run", "daily-us"], ["--exclude", "daily-us"], ["--retry-unknown"]],
+    ids=["select", "run", "exclude", "retry-unknown"],
 )
 def test_apply_of_a_saved_plan_takes_no_planning_options(
     user_repo: Repo, emulator: Emulator, option: list[str]
@@ -407,7 +515,9 @@ def test_apply_of_a_saved_plan_takes_no_planning_options(
     plan_file = _save(user_repo, emulator)
     result = user_repo.cli("apply", str(plan_file), *option, *remote(emulator))
     assert result.code == 1
-    assert result.err_lines == ["error: apply PLANFILE takes no planning options (--select, --run, --retry-unknown)"]
+    assert result.err_lines == [
+        "error: apply PLANFILE takes no planning options (--select, --run, --exclude, --retry-unknown)"
+    ]
     assert emulator.received == []
 
 

@@ -92,7 +92,9 @@ def test_check_exits_1_when_the_file_would_change_and_writes_nothing(repo: Repo,
         target.write_text(damaged, encoding="utf-8")
     result = repo.cli("schema", "pull", "--check")
     assert (result.code, result.out) == (1, "")
-    assert result.err == f"{TARGET} is out of date: run 'intuned-runs schema pull'\n"
+    # a new repository's schema is missing, not "out of date" (docs/schema.md)
+    was = "missing" if damage == "missing" else "out of date"
+    assert result.err == f"{TARGET} is {was}: run 'intuned-runs schema pull'\n"
     assert (target.read_text(encoding="utf-8") if target.exists() else None) == damaged
     assert repo.cli("schema", "pull").code == 0
     assert target.read_text(encoding="utf-8") == good

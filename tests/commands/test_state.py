@@ -13,7 +13,7 @@ import pytest
 
 from intuned_runs.emulator.server import Emulator
 from intuned_runs.state.lock import StateLock
-from tests.helpers import BODY_DAILY_US, WS, Repo, remote
+from tests.helpers import BODY_DAILY_US, WS, Repo, context, remote
 
 
 @pytest.fixture
@@ -114,7 +114,7 @@ def test_mv_renames_an_entry_and_bumps_the_serial(applied: Repo) -> None:
     # The run file renamed the same way: the moved entry is that run's history, so nothing re-runs.
     applied.edit("runs.d/shop.yaml", "name: daily-us", "name: us-daily")
     plan = applied.cli("plan", "--select", "us-daily")
-    assert plan.out_lines == ["No changes. 1 runs up to date."]
+    assert plan.out_lines == ["No changes. 1 run up to date."]
 
 
 @pytest.mark.parametrize(
@@ -179,18 +179,18 @@ def test_resolve_needs_yes_without_a_tty(with_unknown: Repo) -> None:
     before = with_unknown.state_path.read_bytes()
     result = with_unknown.cli("state", "resolve", "daily-us", "--submitted")
     assert result.code == 1
-    assert result.err_lines == ["error: Mark 1 runs as submitted: this needs confirmation; pass --yes"]
+    assert result.err_lines == ["error: Mark 1 run as submitted: this needs confirmation; pass --yes"]
     assert with_unknown.state_path.read_bytes() == before
 
 
 def test_resolve_submitted_keeps_the_entry_without_the_block(with_unknown: Repo) -> None:
     unknown = with_unknown.state()["entries"]["shop/daily-us"]["unknown"]
     result = with_unknown.cli("state", "resolve", "shop/daily-us", "--submitted", "--yes")
-    assert (result.code, result.out_lines) == (0, ["Resolved 1 runs as submitted."])
+    assert (result.code, result.out_lines) == (0, ["Resolved 1 run as submitted."])
     entry = with_unknown.state()["entries"]["shop/daily-us"]
     assert (entry["unknown"], entry["run_id"], entry["submitted_at"]) == (None, None, unknown["since"])
     assert with_unknown.state()["serial"] == 2
-    assert with_unknown.cli("plan", "--select", "daily-us").out_lines == ["No changes. 1 runs up to date."]
+    assert with_unknown.cli("plan", "--select", "daily-us").out_lines == ["No changes. 1 run up to date."]
 
 
 def test_resolve_only_matches_unknown_entries(with_unknown: Repo) -> None:
@@ -283,6 +283,11 @@ COMMANDS = [
 ]
 
 
+def shown_first(argv: list[str]) -> list[str]:
+    """plan and apply name what they plan against before reading the state (docs/plan.md, Text output)."""
+    return {"plan": [context()], "apply": [context(WS)]}.get(argv[0], [])
+
+
 @pytest.mark.parametrize(("content", "problem"), [c[1:] for c in BROKEN], ids=[c[0] for c in BROKEN])
 def test_every_command_refuses_a_state_it_cannot_trust(
     user_repo: Repo, emulator: Emulator, content: str, problem: str
@@ -294,7 +299,7 @@ def test_every_command_refuses_a_state_it_cannot_trust(
         expanded = [a for arg in argv for a in (remote(emulator) if arg == "REMOTE" else [arg])]
         result = user_repo.cli(*expanded)
         assert result.code == 1, argv
-        assert result.err_lines == [f"error: state file .intuned-runs/state.json {problem}"], argv
+        assert result.err_lines == [*shown_first(argv), f"error: state file .intuned-runs/state.json {problem}"], argv
         assert "✓" not in result.out
     assert emulator.received == []
     assert user_repo.state_path.read_text(encoding="utf-8") == content
@@ -315,7 +320,7 @@ def test_every_command_refuses_a_journal_of_another_state(user_repo: Repo, emula
     for argv in COMMANDS:
         expanded = [a for arg in argv for a in (remote(emulator) if arg == "REMOTE" else [arg])]
         result = user_repo.cli(*expanded)
-        assert (result.code, result.err_lines) == (1, [message]), argv
+        assert (result.code, result.err_lines) == (1, [*shown_first(argv), message]), argv
     assert emulator.received == []
     assert user_repo.journal_path.read_text(encoding="utf-8") == journal
 

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
         def show_plan(plan: Plan, previous: Plan | None) -> None:
             for line in blocked_lines(plan):  # every plan lists blocked runs on stderr (docs/plan.md)
                 out.err(line)
-            for line in watch_plan_lines(plan, previous, out.verbose):
+            for line in watch_plan_lines(plan, previous, out.verbose, out.paint):
                 out.out(line)
 
         def show_problems(problems: list[Problem]) -> None:
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
         report = WatchReport(
             plan=show_plan,
             problems=show_problems,
-            outcome=lambda o: out.out(outcome_line(o)),
+            outcome=lambda o: out.out(outcome_line(o, out.paint)),
             message=out.err,
             timing=out.err if out.verbose else (lambda text: None),
         )
@@ -56,6 +56,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
             session=ApplyOptions(
                 select=tuple(args.select),
                 force=tuple(args.force),
+                exclude=tuple(args.exclude),
                 concurrency=args.concurrency,
                 lock_timeout=args.lock_timeout,
                 read_timeout=args.read_timeout,

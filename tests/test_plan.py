@@ -447,3 +447,30 @@ def test_a_malformed_label_selector_is_a_usage_error() -> None:
     with pytest.raises(UsageError) as caught:
         plan(SELECTION_RUNS, SELECTION_STATE, select=("label:team",))
     assert str(caught.value) == "selector 'label:team': expected label:KEY=VALUE or label:KEY!=VALUE"
+
+
+def test_exclude_removes_runs_and_state_entries_after_select_and_run() -> None:
+    result = plan(SELECTION_RUNS, SELECTION_STATE, force=("daily-us",), exclude=("portal/*",))
+    assert rows(result) == [("!", "shop/daily-us", "submit", "requested")]
+    result = plan(SELECTION_RUNS, SELECTION_STATE, exclude=("label:team=pricing", "shop/gone"))
+    assert [r.key for r in result.runs] == ["portal/daily-us", "portal/orders"]
+
+
+def test_label_not_equal_matches_runs_whose_label_differs_or_is_absent() -> None:
+    runs = [*SELECTION_RUNS, run("misc/bare")]
+    result = plan(runs, SELECTION_STATE, select=("label:team!=ops",))
+    assert [r.key for r in result.runs] == ["misc/bare", "shop/daily-eu", "shop/daily-us"]
+
+
+def test_runs_outside_the_selection_are_defined_so_their_entries_are_not_forgotten() -> None:
+    """`others`: runs whose requests were not rendered because the selection leaves them out."""
+    planned = [r for r in SELECTION_RUNS if r.key.startswith("shop/")]
+    others = tuple((r.key, dict(r.labels)) for r in SELECTION_RUNS if r.key.startswith("portal/"))
+    result = plan(planned, SELECTION_STATE, exclude=("label:team=ops",), others=others)
+    assert rows(result) == [
+        (" ", "shop/daily-eu", "unchanged", "up-to-date"),
+        (" ", "shop/daily-us", "unchanged", "up-to-date"),
+        ("-", "shop/gone", "forget", "removed"),
+    ]
+    # and selectors may match them: an --exclude that names only an unplanned run is no typo
+    assert plan(planned, SELECTION_STATE, exclude=("orders",), others=others).summary["forget"] == 1

@@ -75,6 +75,8 @@ FILES = {
 
 
 def run(args: argparse.Namespace, out: Output) -> int:
+    if args.chdir and not Path(args.chdir).is_dir():  # as for every command (docs/cli.md, Global options)
+        raise UsageError(f"-C {args.chdir}: no such directory")
     base = Path(args.chdir or ".") / args.directory
     existing = [name for name in FILES if (base / name).exists() or (base / name).is_symlink()]
     if existing:

@@ -36,11 +36,6 @@ class Desired:
     unplanned: tuple[Unplanned, ...] = ()
 
     @property
-    def defined(self) -> frozenset[str]:
-        """The key of every defined run, planned or not."""
-        return frozenset(r.key for r in self.runs).union(u.key for u in self.unplanned)
-
-    @property
     def ok(self) -> bool:
         return not errors_in(list(self.problems))
 
@@ -84,8 +79,8 @@ def assemble(config: Config, results: Iterable[FileResult], environ: Mapping[str
     for result in results:
         problems += result.problems
         moves += result.moves
-        defined: list[Run | Unplanned] = [*result.runs, *result.unplanned]
-        for run in defined:
+        named: list[Run | Unplanned] = [*result.runs, *result.unplanned]
+        for run in named:
             other = first.get(run.key)
             if other is not None:
                 message = f"duplicate run key {run.key}: also defined at {other.file}:{other.line}"

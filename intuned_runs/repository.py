@@ -18,7 +18,7 @@ from intuned_runs.config import Config, Settings
 from intuned_runs.desired import Desired, load
 from intuned_runs.redaction import Redactor
 from intuned_runs.runs import Loader, Run
-from intuned_runs.selection import Selection
+from intuned_runs.selection import EVERYTHING, Selection
 from intuned_runs.templating import API_KEY_VARIABLE
 from intuned_runs.validation import RequestChecker
 
@@ -32,7 +32,7 @@ class Repository:
     ) -> None:
         self.environ: Mapping[str, str] = dict(os.environ) if environ is None else environ
         self.config = Config(settings, self.environ)
-        self.selection = selection if selection is not None else Selection()
+        self.selection = selection if selection is not None else EVERYTHING
 
     @cached_property
     def schema(self) -> dict[str, Any]:

@@ -47,6 +47,7 @@ TOOL_VARIABLES = (
     "INTUNED_RUNS_ENV",
     "GITHUB_ACTIONS",
     "NO_COLOR",
+    "FORCE_COLOR",  # a CI runner may set it: tests that want colour set it themselves
     *SECRETS,
 )
 

@@ -19,6 +19,7 @@ from intuned_runs.config import Config
 from intuned_runs.desired import Desired, load
 from intuned_runs.errors import ProblemsFound, UsageError
 from intuned_runs.repository import Repository
+from intuned_runs.runs import Loader
 
 GIT_TIMEOUT = 120.0  # seconds; a repository's history is local, so this bounds only a stuck git
 SYMLINK = "120000"
@@ -126,5 +127,13 @@ def desired_at(repository: Repository, ref: str) -> Desired:
             then_config = Config(settings, repository.environ)
         except ProblemsFound as e:  # REF's config itself was broken: no runs could be read there
             return Desired((), (), tuple(e.problems), frozenset())
+        # The same selection as now: only planned runs' requests are rendered (docs/plan.md, Selection).
+        selection = repository.selection
+        wanted = None if selection.everything else selection.planned
         with heap.loading():
-            return load(then_config, repository.checker, repository.environ)
+            return load(
+                then_config,
+                repository.checker,
+                repository.environ,
+                lambda: Loader(then_config, repository.checker, wanted),
+            )

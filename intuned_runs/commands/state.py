@@ -18,6 +18,7 @@ from intuned_runs.selection import parse
 from intuned_runs.state import edits
 from intuned_runs.state.backend import Backend
 from intuned_runs.state.model import State
+from intuned_runs.suggest import closest
 
 
 def run(args: argparse.Namespace, out: Output) -> int:
@@ -40,7 +41,9 @@ def _show(args: argparse.Namespace, out: Output) -> int:
     state = load_state(_backend(args, out))
     entry = state.entries.get(args.key)
     if entry is None:
-        raise UsageError(f"no state entry {args.key!r}: see 'intuned-runs state list --all'")
+        match = closest(args.key, state.entries)
+        hint = f"did you mean '{match}'?" if match else "see 'intuned-runs state list --all'"
+        raise UsageError(f"no state entry {args.key!r}: {hint}")
     for line in [show_json(args.key, entry)] if args.json else show_lines(args.key, entry):
         out.out(line)
     return EXIT_OK

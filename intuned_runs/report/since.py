@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from intuned_runs.plan import Plan
 from intuned_runs.problems import Problem
-from intuned_runs.report.markdown import plan_markdown
+from intuned_runs.report.markdown import failed_markdown, plan_markdown
 from intuned_runs.report.plan import Context, plan_json
 
 
@@ -21,9 +21,13 @@ def context_line(ref: str, env: str | None) -> str:
     return f"Planning against git revision {ref}{shown} with no state"
 
 
-def since_json(plan: Plan, ref: str, env: str | None, problems: Sequence[Problem]) -> str:
+def since_json(plan: Plan | None, ref: str, env: str | None, problems: Sequence[Problem]) -> str:
     return plan_json(plan, context(ref, env), problems)
 
 
 def since_markdown(plan: Plan, ref: str, env: str | None) -> str:
     return plan_markdown(plan, context(ref, env))
+
+
+def since_failed_markdown(ref: str, env: str | None, problems: Sequence[Problem]) -> str:
+    return failed_markdown(context(ref, env), problems)

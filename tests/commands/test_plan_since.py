@@ -280,8 +280,40 @@ def test_errors_at_the_revision_are_a_warning(repo: Repo) -> None:
     assert result.code == 0
     assert result.out_lines[0] == "+ p/a  new  runs.d/a.yaml:1"
     assert result.err_lines[-1] == (
-        "warning: the run files at HEAD have 1 error(s): the runs that did not load there show as new"
+        "warning: the run files at HEAD have 1 error: the runs that did not load there show as new"
     )
+
+
+def test_failed_validation_still_prints_a_json_and_markdown_document(history: Repo) -> None:
+    # The fork's pull-request comment shows why the plan failed (docs/plan.md, Markdown output).
+    history.edit("runs.d/shop.yaml", "api: products/list, parameters: {x: 5}", "api: products/list")
+    result = history.cli("plan", "--since", "before", "--json")
+    assert result.code == 1
+    document = result.json()
+    assert document["context"]["since"] == "before"
+    assert (document["summary"], document["runs"]) == (None, [])
+    assert [(p["file"], p["line"], p["path"]) for p in document["problems"]] == [
+        ("runs.d/shop.yaml", 9, "request.parameters")
+    ]
+    result = history.cli("plan", "--since", "before", "--format", "markdown")
+    assert result.code == 1
+    assert "Problems" in result.out and "request is missing required 'parameters'" in result.out
+
+
+def test_a_selection_renders_only_planned_requests_at_both_revisions(history: Repo) -> None:
+    # A run outside the selection needs a variable nobody set, now and at REF: it does not stop the plan.
+    needy = '  - name: needy\n    request: {api: x, parameters: {r: "{{ env.ONLY_HERE }}"}}\n'
+    history.write("intuned-runs.yaml", "env_allow: [ONLY_HERE]\n")
+    history.write("runs.d/needy.yaml", "defaults: {project: shop}\nruns:\n" + needy)
+    git(history.root, "add", "-A")
+    git(history.root, "commit", "-qm", "needy")
+    history.edit("runs.d/shop.yaml", "parameters: {x: 5}", "parameters: {x: 7}")
+    result = history.cli("plan", "--since", "HEAD", "--select", "shop/change")
+    assert result.code == 0, result.err
+    assert result.out_lines[0] == "~ shop/change  changed  runs.d/shop.yaml:8"
+    assert "ONLY_HERE" not in result.err
+    assert "warning" not in result.err
+    assert history.cli("plan", "--since", "HEAD").code == 1  # unselected, the run's error shows
 
 
 def test_a_secret_value_appears_in_no_format(history: Repo, clean_env: pytest.MonkeyPatch) -> None:

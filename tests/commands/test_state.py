@@ -99,7 +99,10 @@ def test_show_one_entry(applied: Repo) -> None:
 def test_show_an_unknown_key(applied: Repo) -> None:
     result = applied.cli("state", "show", "shop/nope")
     assert (result.code, result.out) == (1, "")
-    assert result.err_lines == ["error: no state entry 'shop/nope': see 'intuned-runs state list --all'"]
+    assert result.err_lines == ["error: no state entry 'shop/nope': did you mean 'shop/hourly'?"]
+    result = applied.cli("state", "show", "zzz/qqq")  # nothing close: where to look instead
+    assert (result.code, result.out) == (1, "")
+    assert result.err_lines == ["error: no state entry 'zzz/qqq': see 'intuned-runs state list --all'"]
 
 
 def test_mv_renames_an_entry_and_bumps_the_serial(applied: Repo) -> None:

@@ -200,8 +200,8 @@ def force_unlock(state_path: Path) -> str | None:
 
 
 def live_holder(state_path: Path) -> Holder | None:
-    """Who holds the lock right now, without taking it (plan takes no lock: docs/plan.md, Blocked and
-    in-progress runs); None when nobody does.
+    """Who holds the lock right now, without taking it, for plan, which takes no lock; None when nobody does
+    (docs/plan.md, Blocked and in-progress runs).
 
     A released lock's file is empty, so only a named holder is probed, with a shared flock that fails while
     the holder lives and would succeed (and is dropped at once) once the kernel freed a dead one's lock.

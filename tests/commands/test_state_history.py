@@ -42,7 +42,8 @@ def test_an_always_run_keeps_its_earlier_run_ids_newest_first(user_repo: Repo, e
 
 
 def test_an_apply_keeps_only_the_last_ten_submissions(user_repo: Repo, emulator: Emulator) -> None:
-    user_repo.write("runs.d/shop.yaml", "runs:\n  - {name: a, project: shop, trigger: always, request: {api: x, parameters: {}}}\n")
+    run = "{name: a, project: shop, trigger: always, request: {api: x, parameters: {}}}"
+    user_repo.write("runs.d/shop.yaml", f"runs:\n  - {run}\n")
     seen = []
     for _ in range(11):
         assert user_repo.cli("apply", "--yes", "-q", *remote(emulator)).code == 0

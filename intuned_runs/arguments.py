@@ -28,6 +28,7 @@ EXAMPLES = {
     "state mv": "intuned-runs state mv pricing-scraper/us-daily pricing-scraper/daily-us",
     "state forget": "intuned-runs state forget 'legacy/*' --yes",
     "state resolve": "intuned-runs state resolve portal/orders --submitted --run-id ru_V1StGXR8_Z5jdHi6B-myT --yes",
+    "state adopt": "intuned-runs state adopt catalog/full-export --run-id ru_V1StGXR8_Z5jdHi6B-myT --yes",
     "state unlock": "intuned-runs state unlock",
     "emulator": "intuned-runs emulator --port 8787 --fail 429:0.1 503:0.05 --result failed:0.2 --seed 7 -v",
     "completion": "intuned-runs completion bash > ~/.local/share/bash-completion/completions/intuned-runs",
@@ -330,6 +331,10 @@ def _state_commands(parser: argparse.ArgumentParser) -> None:
     _flag(group, "--submitted", help="it did start")
     _flag(group, "--not-submitted", help="it did not start: offer it again")
     s.add_argument("--run-id", metavar="ID", help="with --submitted: its run ID (default: none)")
+    _flag(s, "--yes", "-y", help="do not ask for confirmation")
+    s = state_command("adopt", "record defined runs as submitted, as they are now; nothing is sent")
+    s.add_argument("selectors", nargs="+", metavar="SEL", help=SELECTOR_HELP)
+    s.add_argument("--run-id", metavar="ID", help="the run ID, when one run is selected (default: none)")
     _flag(s, "--yes", "-y", help="do not ask for confirmation")
     state_command("unlock", "remove a stale lock (for filesystems without flock)", writes=False)
 

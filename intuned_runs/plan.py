@@ -1,7 +1,8 @@
 """The plan (docs/plan.md): a pure function of the desired runs and the state. No I/O, no clock.
 
 The first matching rule decides each run's action:
-  1 unknown outcome in state   → submit (with --run: requested; with --retry-unknown: unknown) | blocked
+  1 unknown outcome in state   → submit (with --run: requested; with --retry-unknown: unknown) | blocked;
+    an intent without outcome while another apply holds the lock: unchanged/in-progress (--run: requested)
   2 trigger: manual            → submit/requested with --run | unchanged/manual
   3 no live entry              → submit/new (a tombstone with the same fingerprint counts as present)
   4 fingerprint differs        → submit/changed, with field-level changes
@@ -26,6 +27,7 @@ from intuned_runs.selection import EVERYTHING, Candidate, Selection
 from intuned_runs.state.model import Entry, State
 
 SUBMIT, UNCHANGED, BLOCKED, FORGET = "submit", "unchanged", "blocked", "forget"
+IN_PROGRESS = "in-progress"  # the reason of a run another apply is sending right now
 SYMBOLS = {"new": "+", "changed": "~", "requested": "!", "always": "*", "removed": "-", "unknown": "?"}
 SUMMARY_KEYS = ("submit", "new", "changed", "requested", "always", "unchanged", "manual", "forget", "blocked")
 
@@ -109,6 +111,10 @@ class Plan:
         return [r for r in self.runs if r.action == BLOCKED]
 
     @property
+    def in_progress(self) -> list[PlannedRun]:
+        return [r for r in self.runs if r.reason == IN_PROGRESS]
+
+    @property
     def has_changes(self) -> bool:
         return bool(self.to_submit or self.to_forget)
 
@@ -186,10 +192,12 @@ def make_plan(
     selection: Selection = EVERYTHING,
     others: Iterable[Candidate] = (),
     retry_unknown: bool = False,
+    applying: bool = False,
     changes: Callable[[Any, Any], list[dict[str, Any]]] | None = None,
     memo: dict[str, PlannedRun] | None = None,
 ) -> Plan:
     """`others`: the (key, labels) of defined runs outside the selection, whose requests were not rendered.
+    `applying`: another process holds the state's lock, so intents without outcome are being sent now.
     `memo` (watch): PlannedRuns of an earlier call with the same options; one whose Run and Entry are
     the very same objects is reused, so re-planning after one file changed costs little (docs/performance.md)."""
     runs = list(runs)
@@ -218,7 +226,10 @@ def make_plan(
             # name: the same request under this key is the same definition, not a change (docs/plan.md).
             stored_fp = fp
         diff: list[dict[str, Any]] = []
-        if entry is not None and entry.unknown is not None:  # blocked even after a removal and re-add
+        if entry is not None and entry.unknown is not None and entry.unknown.in_flight and applying:
+            # Not blocked: the apply holding the lock is sending it (docs/plan.md, Blocked and in-progress runs).
+            action, reason = (SUBMIT, "requested") if forced else (UNCHANGED, IN_PROGRESS)
+        elif entry is not None and entry.unknown is not None:  # blocked even after a removal and re-add
             if forced or retry_unknown:
                 action, reason = SUBMIT, "requested" if forced else "unknown"
             else:
@@ -273,6 +284,7 @@ def plan_runs(
     *,
     selection: Selection = EVERYTHING,
     retry_unknown: bool = False,
+    applying: bool = False,
     memo: dict[str, PlannedRun] | None = None,
 ) -> Plan:
     """The plan of a repository's desired runs against a state, with the schema's fingerprint rules."""
@@ -284,6 +296,7 @@ def plan_runs(
         selection=selection,
         others=((u.key, u.labels) for u in desired.unplanned),
         retry_unknown=retry_unknown,
+        applying=applying,
         changes=lambda before, after: field_changes(before, after, schema),
         memo=memo,
     )

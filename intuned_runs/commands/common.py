@@ -23,6 +23,7 @@ from intuned_runs.report.problems import problems_text, resolve_format
 from intuned_runs.repository import Repository
 from intuned_runs.selection import Selection
 from intuned_runs.state.backend import Backend, open_backend
+from intuned_runs.state.lock import Holder
 from intuned_runs.state.model import State
 from intuned_runs.state.upgrade import upgrader
 
@@ -79,6 +80,19 @@ def load_state(backend: Backend) -> State:
     (docs/apply.md, Crash safety)."""
     with heap.loading():
         return backend.load()
+
+
+def load_for_plan(backend: Backend) -> tuple[State, Holder | None]:
+    """The state, and who holds its lock when it has intents without outcome: those are an apply's sending
+    right now, in progress rather than blocked (docs/plan.md, Blocked and in-progress runs)."""
+    state = load_state(backend)
+    if not any(e.unknown is not None and e.unknown.in_flight for e in state.entries.values()):
+        return state, None
+    holder = backend.holder()
+    if holder is None:
+        # The apply may have finished between the read and the probe: read again what it recorded.
+        state = load_state(backend)
+    return state, holder
 
 
 def report_problems(out: Output, problems: list[Problem], fmt: str, *, to_stdout: bool) -> None:

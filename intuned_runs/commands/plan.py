@@ -9,7 +9,7 @@ from intuned_runs import planfile
 from intuned_runs.commands.common import (
     backend_of,
     context_of,
-    load_state,
+    load_for_plan,
     open_repository,
     report_problems,
     selection_from,
@@ -20,7 +20,14 @@ from intuned_runs.plan import plan_runs
 from intuned_runs.problems import Problem, errors_in, strictly
 from intuned_runs.report.markdown import failed_markdown, plan_markdown
 from intuned_runs.report.output import Output
-from intuned_runs.report.plan import Context, blocked_lines, plan_json, plan_text, workspace_warning
+from intuned_runs.report.plan import (
+    Context,
+    blocked_lines,
+    in_progress_lines,
+    plan_json,
+    plan_text,
+    workspace_warning,
+)
 from intuned_runs.report.problems import resolve_format
 
 
@@ -45,14 +52,19 @@ def run(args: argparse.Namespace, out: Output) -> int:
         _failed(out, fmt, context, problems)
         return EXIT_ERROR
     config, desired = repository.config, repository.desired
-    state = load_state(backend)
+    state, holder = load_for_plan(backend)
     warning = workspace_warning(state.workspace_id, context.workspace_id)
     if warning:
         out.warning(warning)
     plan = plan_runs(
-        desired, state, repository.schema, selection=repository.selection, retry_unknown=args.retry_unknown
+        desired,
+        state,
+        repository.schema,
+        selection=repository.selection,
+        retry_unknown=args.retry_unknown,
+        applying=holder is not None,
     )
-    for line in blocked_lines(plan):
+    for line in [*in_progress_lines(plan, holder), *blocked_lines(plan)]:
         out.err(line)
     if fmt == "json":
         out.out(plan_json(plan, context, problems))

@@ -1,7 +1,7 @@
-"""`intuned-runs state list|show|mv|forget|resolve|unlock` (docs/state.md, state commands).
+"""`intuned-runs state list|show|mv|forget|resolve|adopt|unlock` (docs/state.md, state commands).
 
 Edits take the lock, fold any leftover journal, change the state, bump the serial and write it
-(`state.edits.carry_out`). forget and resolve prompt on a TTY and need --yes otherwise.
+(`state.edits.carry_out`). forget, resolve and adopt prompt on a TTY and need --yes otherwise.
 """
 
 from __future__ import annotations
@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from intuned_runs.commands.common import backend_of, load_state, open_repository, settings_from
+from intuned_runs.commands.common import backend_of, load_state, open_repository, settings_from, validated
 from intuned_runs.errors import EXIT_ERROR, EXIT_OK, Refused, UsageError
 from intuned_runs.report.output import Output
 from intuned_runs.report.state import list_json, list_lines, show_json, show_lines
 from intuned_runs.report.style import plural
-from intuned_runs.selection import parse
+from intuned_runs.repository import Repository
+from intuned_runs.selection import Selection, parse, pick
 from intuned_runs.state import edits
 from intuned_runs.state.backend import Backend
 from intuned_runs.state.model import State
@@ -25,8 +26,8 @@ def run(args: argparse.Namespace, out: Output) -> int:
     return SUBCOMMANDS[args.state_command](args, out)
 
 
-def _backend(args: argparse.Namespace, out: Output) -> Backend:
-    return backend_of(open_repository(settings_from(args), out), out)
+def _backend(args: argparse.Namespace, out: Output, repository: Repository | None = None) -> Backend:
+    return backend_of(repository or open_repository(settings_from(args), out), out)
 
 
 def _list(args: argparse.Namespace, out: Output) -> int:
@@ -66,9 +67,10 @@ def _carry_out(
     out: Output,
     change: Callable[[State, str], edits.Edit],
     confirm: edits.Confirm = lambda edit: True,
+    repository: Repository | None = None,
 ) -> edits.Edit | None:
     return edits.carry_out(
-        _backend(args, out),
+        _backend(args, out, repository),
         change,
         command=f"intuned-runs state {args.state_command}",
         lock_timeout=args.lock_timeout,
@@ -118,6 +120,40 @@ def _resolve(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
+def _adopt(args: argparse.Namespace, out: Output) -> int:
+    """This tool's `import`: the current definitions of the selected runs, recorded as submitted."""
+    selectors = parse(args.selectors)
+    # Only the selected runs are rendered and validated, as with plan --select (docs/plan.md, Selection).
+    repository = open_repository(settings_from(args), out, selection=Selection(select=selectors))
+    desired = validated(repository, out)
+    if desired is None:
+        return EXIT_ERROR
+    defined = [*((r.key, r.labels) for r in desired.runs), *((u.key, u.labels) for u in desired.unplanned)]
+    keys = set(pick(selectors, defined, "selector"))
+    definitions = [edits.Definition(r.key, r.fingerprint, r.request) for r in desired.runs if r.key in keys]
+    if args.run_id and len(definitions) != 1:
+        chosen = " ".join(repr(s.text) for s in selectors)
+        raise UsageError(
+            f"--run-id names one run, but {chosen} {'matches' if len(selectors) == 1 else 'match'} "
+            f"{plural(len(definitions), 'run')}: select one key"
+        )
+    ask = _confirmation(args, out, lambda edit: f"Adopt {plural(len(edit.keys), 'run')} as submitted?")
+
+    def confirm(edit: edits.Edit) -> bool:
+        for key in edit.keys:
+            out.err(f"+ {key}" + (f"  {args.run_id}" if args.run_id else ""))
+        return ask(edit)
+
+    edit = _carry_out(
+        args, out, lambda state, now: edits.adopt(state, definitions, now, args.run_id), confirm, repository
+    )
+    if edit is None:
+        out.err("Nothing adopted.")
+        return EXIT_ERROR
+    out.out(f"Adopted {plural(len(edit.keys), 'run')}.")
+    return EXIT_OK
+
+
 def _unlock(args: argparse.Namespace, out: Output) -> int:
     holder = _backend(args, out).force_unlock()
     out.out(f"Removed the lock held by {holder}." if holder else "The state was not locked.")
@@ -130,5 +166,6 @@ SUBCOMMANDS: dict[str, Callable[[argparse.Namespace, Output], int]] = {
     "mv": _mv,
     "forget": _forget,
     "resolve": _resolve,
+    "adopt": _adopt,
     "unlock": _unlock,
 }

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from intuned_runs import FORMAT_VERSION
-from intuned_runs.plan import Plan, PlannedRun
+from intuned_runs.plan import IN_PROGRESS, Plan, PlannedRun
 from intuned_runs.problems import Problem
 from intuned_runs.report.style import PLAIN, SYMBOL_COLOURS, Palette, plural
+from intuned_runs.state.lock import Holder
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,8 @@ def plan_run_lines(run: PlannedRun, paint: Palette = PLAIN) -> list[str]:
 
 
 def shown(run: PlannedRun, verbose: bool) -> bool:
-    """Runs the text and markdown plans list: those to act on, renamed ones, all with -v."""
-    return verbose or run.action != "unchanged" or run.moved_from is not None
+    """Runs the text and markdown plans list: those to act on, renamed ones, in-progress ones, all with -v."""
+    return verbose or run.action != "unchanged" or run.moved_from is not None or run.reason == IN_PROGRESS
 
 
 def plan_text(plan: Plan, verbose: bool, paint: Palette = PLAIN, *, quiet: bool = False) -> list[str]:
@@ -122,6 +123,14 @@ def blocked_lines(plan: Plan) -> list[str]:
             "or plan with --retry-unknown or --run"
         )
     return lines
+
+
+def in_progress_lines(plan: Plan, holder: Holder | None) -> list[str]:
+    """Runs another apply is sending right now: neither blocked nor to resolve (docs/plan.md)."""
+    if holder is None:
+        return []
+    running = f"an apply is running (pid {holder.pid} on {holder.host} since {holder.since})"
+    return [f"in progress: {running}: {run.key}" for run in plan.in_progress]
 
 
 def workspace_warning(state_workspace: str | None, workspace: str | None) -> str | None:

@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 
 from intuned_runs import FORMAT_VERSION
-from intuned_runs.state.model import Entry
+from intuned_runs.state.model import Entry, Submission
 
 
 def _entry_dict(key: str, entry: Entry) -> dict[str, object]:
@@ -31,10 +31,19 @@ def list_json(entries: Sequence[tuple[str, Entry]]) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False)
 
 
+def history_line(item: Submission) -> str:
+    """`SUBMITTED_AT  RUN_ID  STATUS  FINGERPRINT`, `-` for what is not known, `adopted` after an adoption."""
+    adopted = "  adopted" if item.adopted else ""
+    return f"{item.submitted_at}  {item.run_id or '-'}  {item.status or '-'}  {item.fingerprint}{adopted}"
+
+
 def show_lines(key: str, entry: Entry) -> list[str]:
     lines = [key]
     for name, value in entry.to_json().items():
-        if name != "request":
+        if name == "history" and entry.history:
+            lines.append("  history:")
+            lines += [f"    {history_line(item)}" for item in entry.history]
+        elif name != "request":
             lines.append(f"  {name}: {json.dumps(value, ensure_ascii=False)}")
     lines.append("  request:")
     lines += [f"    {line}" for line in json.dumps(entry.request, indent=2, ensure_ascii=False).splitlines()]

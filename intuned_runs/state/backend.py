@@ -3,6 +3,7 @@ need from wherever the state is kept.
 
     load()                  the state with its journal replayed; no lock, no write (plan reads this way)
     lock(command, timeout)  hold the one writer's lock, or LockHeld naming the holder
+    holder()                who holds that lock now (pid, host, since, command), without taking it; or None
     journal(base)           record an apply's steps: intents durable before a request, outcomes after
     fold()                  replay the journal into the state and clear it (the caller holds the lock)
     write(state)            replace the state (the `state` commands; the journal is folded first)
@@ -21,6 +22,7 @@ from typing import Protocol
 
 from intuned_runs.redaction import Redactor
 from intuned_runs.state.journal import Record
+from intuned_runs.state.lock import Holder
 from intuned_runs.state.model import State
 from intuned_runs.state.store import StateStore
 
@@ -44,6 +46,8 @@ class Backend(Protocol):
     def load(self) -> State: ...
 
     def lock(self, command: str, timeout: float = 0.0) -> AbstractContextManager[None]: ...
+
+    def holder(self) -> Holder | None: ...
 
     def journal(self, base: State | None = None) -> AbstractContextManager[Journal]: ...
 

@@ -4,13 +4,14 @@ way to carry one out — lock, fold, edit, confirm, bump the serial, write.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from intuned_runs.errors import UsageError
 from intuned_runs.selection import Selector, pick
 from intuned_runs.state.backend import Backend
-from intuned_runs.state.model import State, bump
+from intuned_runs.state.model import Entry, State, Submission, bump, with_submission
 
 
 @dataclass(frozen=True)
@@ -55,12 +56,41 @@ def resolve(state: State, selectors: tuple[Selector, ...], *, submitted: bool, r
         entry = entries[key]
         assert entry.unknown is not None
         if submitted:
-            entries[key] = replace(entry, unknown=None, run_id=run_id or entry.run_id, submitted_at=entry.unknown.since)
+            run = run_id or entry.run_id
+            history = with_submission(entry.history, Submission(run, entry.unknown.since, entry.fingerprint))
+            entries[key] = replace(entry, unknown=None, run_id=run, submitted_at=entry.unknown.since, history=history)
         elif entry.unknown.previous is not None:
-            entries[key] = entry.unknown.previous  # never started: back to the last submission
+            # never started: back to the last submission (the unknown entry carries the history)
+            entries[key] = replace(entry.unknown.previous, history=entry.history)
         else:
             del entries[key]  # never started, never submitted before: the next plan offers it as new
     return Edit(replace(state, entries=entries), keys)
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A defined run as `adopt` records it: its key, fingerprint and redacted request."""
+
+    key: str
+    fingerprint: str
+    request: dict[str, Any]
+
+
+def adopt(state: State, definitions: Sequence[Definition], now: str, run_id: str | None) -> Edit:
+    """Record the current definitions as submitted (with `run_id`, when known), sending nothing: this
+    tool's `import` (docs/state.md, adopt). An unknown outcome is settled by it; the history goes on."""
+    entries = dict(state.entries)
+    for definition in definitions:
+        before = entries.get(definition.key)
+        item = Submission(run_id, now, definition.fingerprint, adopted=True)
+        entries[definition.key] = Entry(
+            fingerprint=definition.fingerprint,
+            request=definition.request,
+            run_id=run_id,
+            submitted_at=now,
+            history=with_submission(before.history if before is not None else (), item),
+        )
+    return Edit(replace(state, entries=entries), tuple(sorted(d.key for d in definitions)))
 
 
 def carry_out(

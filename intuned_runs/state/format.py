@@ -12,7 +12,7 @@ from typing import Any
 
 from intuned_runs.errors import StateError
 from intuned_runs.problems import JSON_FILE_WORDS, json_type
-from intuned_runs.state.model import VERSION, Entry, State, Unknown
+from intuned_runs.state.model import HISTORY_LIMIT, VERSION, Entry, State, Submission, Unknown
 
 RESTORE = "restore it from git or your CI artifacts"
 _STR: tuple[type, ...] = (str,)
@@ -125,4 +125,31 @@ class _Decoder:
                 unknown_raw["reason"],
                 None if previous is None else self._entry(key, previous),
             )
-        return Entry(fingerprint, request, run_id, submitted_at, status, status_at, unknown, removed_at)
+        history_raw = raw.get("history")  # absent in a state written before history existed: empty
+        history = () if not history_raw else self._history(key, history_raw)
+        return Entry(fingerprint, request, run_id, submitted_at, status, status_at, unknown, removed_at, history)
+
+    def _history(self, key: str, raw: Any) -> tuple[Submission, ...]:
+        if type(raw) is not list:
+            raise self._fail(f"has a malformed 'history' in entry {key!r}")
+        items = []
+        for item in raw[:HISTORY_LIMIT]:
+            if not (
+                type(item) is dict
+                and (item.get("run_id") is None or type(item["run_id"]) is str)
+                and type(item.get("submitted_at")) is str
+                and type(item.get("fingerprint")) is str
+                and (item.get("status") is None or type(item["status"]) is str)
+                and type(item.get("adopted", False)) is bool
+            ):
+                raise self._fail(f"has a malformed 'history' in entry {key!r}")
+            items.append(
+                Submission(
+                    item.get("run_id"),
+                    item["submitted_at"],
+                    item["fingerprint"],
+                    item.get("status"),
+                    item.get("adopted", False),
+                )
+            )
+        return tuple(items)

@@ -15,7 +15,7 @@ from typing import Any
 
 from intuned_runs.errors import StateError
 from intuned_runs.problems import JSON_FILE_WORDS, json_type
-from intuned_runs.state.model import Entry, State, Unknown
+from intuned_runs.state.model import Entry, State, Submission, Unknown, with_status, with_submission
 
 # An intent replayed without its outcome: the process died (or lost its store) after sending.
 NO_OUTCOME = "interrupted before the outcome was recorded"
@@ -164,6 +164,10 @@ def replay(state: State, records: Iterable[Record], *, source: str = "journal") 
     The serial rises by exactly 1 when the records hold a submission, an outcome other than `failed`
     (an intent left without outcome counts as one), a forget, a move or a workspace; status-only and
     failed-only journals leave it as it was (docs/state.md).
+
+    Each submission goes first into its entry's history (the last 10, docs/state.md, History); a status
+    updates the history item of the entry's run ID. An intent left without outcome reads as unknown and
+    `in_flight`: a plan tells it apart while an apply holds the lock.
     """
     entries = dict(state.entries)
     workspace_id = state.workspace_id
@@ -181,6 +185,8 @@ def replay(state: State, records: Iterable[Record], *, source: str = "journal") 
             pending[record.key] = record
         elif isinstance(record, SubmittedRecord):
             intent = intent_of(record, "a submission")
+            before = entries.get(record.key)  # a tombstone or an unknown too: the history goes on
+            submission = Submission(record.run_id, record.at, intent.fingerprint, record.status)
             entries[record.key] = Entry(
                 fingerprint=intent.fingerprint,
                 request=intent.request,
@@ -188,6 +194,7 @@ def replay(state: State, records: Iterable[Record], *, source: str = "journal") 
                 submitted_at=record.at,
                 status=record.status,
                 status_at=record.at if record.status is not None else None,
+                history=with_submission(before.history if before is not None else (), submission),
             )
             changed = True
         elif isinstance(record, UnknownRecord):
@@ -205,13 +212,15 @@ def replay(state: State, records: Iterable[Record], *, source: str = "journal") 
                 entries[record.target] = entries.pop(record.source)
             changed = True
         elif isinstance(record, StatusRecord):
-            if record.key in entries:
-                entries[record.key] = replace(entries[record.key], status=record.status, status_at=record.at)
+            entry = entries.get(record.key)
+            if entry is not None:
+                history = with_status(entry.history, entry.run_id, record.status)
+                entries[record.key] = replace(entry, status=record.status, status_at=record.at, history=history)
         else:
             workspace_id = record.workspace_id
             changed = True
     for intent in pending.values():
-        entries[intent.key] = _unknown_entry(intent, intent.at, NO_OUTCOME, entries.get(intent.key))
+        entries[intent.key] = _unknown_entry(intent, intent.at, NO_OUTCOME, entries.get(intent.key), in_flight=True)
         changed = True
     return replace(
         state,
@@ -221,14 +230,24 @@ def replay(state: State, records: Iterable[Record], *, source: str = "journal") 
     )
 
 
-def _unknown_entry(intent: IntentRecord, since: str, reason: str, before: Entry | None) -> Entry:
-    """The intent's definition, marked unknown, remembering the last submitted entry it replaces."""
+def _unknown_entry(
+    intent: IntentRecord, since: str, reason: str, before: Entry | None, *, in_flight: bool = False
+) -> Entry:
+    """The intent's definition, marked unknown, remembering the last submitted entry it replaces; the
+    history stays on the entry (an unknown outcome is no submission of its own until resolved)."""
     previous = before
     if before is not None and before.unknown is not None:
         previous = before.unknown.previous  # unknown again: the last known submission stays
     if previous is not None and (previous.is_tombstone or previous.run_id is None):
         previous = None
-    return Entry(fingerprint=intent.fingerprint, request=intent.request, unknown=Unknown(since, reason, previous))
+    if previous is not None and previous.history:
+        previous = replace(previous, history=())
+    return Entry(
+        fingerprint=intent.fingerprint,
+        request=intent.request,
+        unknown=Unknown(since, reason, previous, in_flight),
+        history=before.history if before is not None else (),
+    )
 
 
 def parse_journal(data: bytes, display: str) -> tuple[JournalHeader | None, list[Record]]:

@@ -15,6 +15,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -27,6 +28,20 @@ POLL_INTERVAL = 0.1
 _UNSUPPORTED = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS}
 
 Flock = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds a state's lock, as it recorded itself (any backend's lock names its holder this way)."""
+
+    pid: object
+    host: object
+    since: object
+    command: object
+
+    @classmethod
+    def from_json(cls, raw: dict[str, object]) -> Holder:
+        return cls(raw.get("pid", "?"), raw.get("host", "?"), raw.get("since", "?"), raw.get("command", "?"))
 
 
 def lock_path(state_path: Path) -> Path:
@@ -184,6 +199,33 @@ def force_unlock(state_path: Path) -> str | None:
     return None if holder is None else _describe(holder)
 
 
+def live_holder(state_path: Path) -> Holder | None:
+    """Who holds the lock right now, without taking it, for plan, which takes no lock; None when nobody does
+    (docs/plan.md, Blocked and in-progress runs).
+
+    A released lock's file is empty, so only a named holder is probed, with a shared flock that fails while
+    the holder lives and would succeed (and is dropped at once) once the kernel freed a dead one's lock.
+    """
+    try:
+        fd = os.open(lock_path(Path(state_path)), os.O_RDONLY)
+    except OSError:  # no lock file: nobody ever locked this state here
+        return None
+    try:
+        raw = _read_holder(fd)
+        if raw is None:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return Holder.from_json(raw)
+        except OSError as e:
+            # no flock on this filesystem: the file's existence is the lock
+            return Holder.from_json(raw) if e.errno in _UNSUPPORTED else None
+        return None  # a dead holder's name: the kernel has freed its lock
+    finally:
+        os.close(fd)  # drops the shared lock, if taken
+
+
 def _same_file(fd: int, path: Path) -> bool:
     try:
         st = os.stat(path)
@@ -201,10 +243,8 @@ def _read_holder(fd: int) -> dict[str, object] | None:
     return raw if isinstance(raw, dict) else None
 
 
-def _describe(holder: dict[str, object] | None) -> str:
-    if holder is None:
+def _describe(raw: dict[str, object] | None) -> str:
+    if raw is None:
         return "another process (it has not recorded its name)"
-    return (
-        f"pid {holder.get('pid', '?')} on host {holder.get('host', '?')} since {holder.get('since', '?')} "
-        f"({holder.get('command', '?')})"
-    )
+    holder = Holder.from_json(raw)
+    return f"pid {holder.pid} on host {holder.host} since {holder.since} ({holder.command})"

@@ -13,6 +13,44 @@ from types import MappingProxyType
 from typing import Any
 
 VERSION = 1  # of the state file
+HISTORY_LIMIT = 10  # submissions kept per entry, newest first (docs/state.md, History)
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One item of an entry's history: a submission apply recorded, or an adoption (docs/state.md, History)."""
+
+    run_id: str | None
+    submitted_at: str
+    fingerprint: str
+    status: str | None = None
+    adopted: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "run_id": self.run_id,
+            "submitted_at": self.submitted_at,
+            "fingerprint": self.fingerprint,
+            "status": self.status,
+        }
+        if self.adopted:
+            out["adopted"] = True
+        return out
+
+
+def with_submission(history: tuple[Submission, ...], item: Submission) -> tuple[Submission, ...]:
+    """`history` with `item` first, cut to the last HISTORY_LIMIT submissions."""
+    return (item, *history)[:HISTORY_LIMIT]
+
+
+def with_status(history: tuple[Submission, ...], run_id: str | None, status: str) -> tuple[Submission, ...]:
+    """`history` with the newest item of `run_id` given `status` (what `status` and `--wait` learn)."""
+    if run_id is None:
+        return history
+    for index, item in enumerate(history):
+        if item.run_id == run_id:
+            return (*history[:index], replace(item, status=status), *history[index + 1 :])
+    return history
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,8 +60,11 @@ class Unknown:
     # The entry as it was before the attempt whose outcome is unknown (a re-run or a change of a run
     # submitted earlier), so `state resolve --not-submitted` can put it back instead of making the run
     # look new and submitting an already-submitted definition again (docs/README.md). Stored only when there
-    # was one.
+    # was one, without its history (the unknown entry carries it).
     previous: Entry | None = None
+    # An intent replayed from the journal without its outcome: an apply may be sending it right now
+    # (docs/plan.md, Blocked and in-progress runs). Never stored: once folded it is a plain unknown.
+    in_flight: bool = field(default=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"since": self.since, "reason": self.reason}
@@ -42,6 +83,7 @@ class Entry:
     status_at: str | None = None
     unknown: Unknown | None = None
     removed_at: str | None = None
+    history: tuple[Submission, ...] = ()  # newest first (docs/state.md, History)
 
     @property
     def is_tombstone(self) -> bool:
@@ -58,6 +100,7 @@ class Entry:
             "status_at": self.status_at,
             "unknown": None if self.unknown is None else self.unknown.to_json(),
             "removed_at": self.removed_at,
+            "history": [item.to_json() for item in self.history],
         }
 
 

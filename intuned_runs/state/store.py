@@ -23,7 +23,7 @@ from intuned_runs.files import fsync_dir, write_all, write_atomic
 from intuned_runs.redaction import Redactor
 from intuned_runs.state.format import dumps, loads
 from intuned_runs.state.journal import JournalHeader, Record, encode, parse_journal, replay
-from intuned_runs.state.lock import StateLock, force_unlock
+from intuned_runs.state.lock import Holder, StateLock, force_unlock, live_holder
 from intuned_runs.state.model import State
 from intuned_runs.state.writer import FileJournal
 
@@ -125,6 +125,10 @@ class StateStore:
         with StateLock(self.path, command).acquire(timeout):
             self.ensure_gitignore()
             yield
+
+    def holder(self) -> Holder | None:
+        """Who holds the lock now, without taking it (plan's in-progress runs); None when nobody does."""
+        return live_holder(self.path)
 
     def force_unlock(self) -> str | None:
         """`state unlock`: remove a lock left behind; returns the holder it named, or None."""

@@ -62,6 +62,7 @@ def test_list_all_adds_tombstones_and_json_has_every_field(applied: Repo) -> Non
         "status_at",
         "unknown",
         "removed_at",
+        "history",
     }
     assert daily["request"] == BODY_DAILY_US
     live = applied.cli("state", "list", "--json").json()
@@ -89,6 +90,8 @@ def test_show_one_entry(applied: Repo) -> None:
         f"  status_at: {json.dumps(entry['status_at'])}",
         "  unknown: null",
         "  removed_at: null",
+        "  history:",
+        f"    {entry['submitted_at']}  {entry['run_id']}  pending  {entry['fingerprint']}",
         "  request:",
         *("    " + line for line in json.dumps(entry["request"], indent=2).splitlines()),
     ]

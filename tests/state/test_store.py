@@ -32,7 +32,7 @@ from intuned_runs.state.journal import (
     WorkspaceRecord,
     replay,
 )
-from intuned_runs.state.model import Entry, State, Unknown, bump
+from intuned_runs.state.model import Entry, State, Submission, Unknown, bump
 from intuned_runs.state.store import GITIGNORE, StateStore
 from tests.helpers import PROJECT
 
@@ -100,6 +100,7 @@ EXPECTED_TEXT = """\
   "entries": {
     "shop/gone": {
       "fingerprint": "sha256:cc",
+      "history": [],
       "removed_at": "2026-11-28T16:22:00Z",
       "request": {
         "api": "old"
@@ -112,6 +113,21 @@ EXPECTED_TEXT = """\
     },
     "shop/pricing": {
       "fingerprint": "sha256:aa",
+      "history": [
+        {
+          "fingerprint": "sha256:aa",
+          "run_id": "ru_1",
+          "status": "pending",
+          "submitted_at": "2026-11-28T16:20:00Z"
+        },
+        {
+          "adopted": true,
+          "fingerprint": "sha256:a0",
+          "run_id": null,
+          "status": null,
+          "submitted_at": "2026-11-27T09:00:00Z"
+        }
+      ],
       "removed_at": null,
       "request": {
         "api": "scrape",
@@ -128,6 +144,7 @@ EXPECTED_TEXT = """\
     },
     "shop/stock": {
       "fingerprint": "sha256:bb",
+      "history": [],
       "removed_at": null,
       "request": {
         "api": "stock"
@@ -154,7 +171,13 @@ EXPECTED_TEXT = """\
 
 def sample_state() -> State:
     return base_state(
-        shop__pricing=submitted(request={"api": "scrape", "parameters": {"region": "eu", "limit": 50}}),
+        shop__pricing=replace(
+            submitted(request={"api": "scrape", "parameters": {"region": "eu", "limit": 50}}),
+            history=(
+                Submission("ru_1", T0, "sha256:aa", "pending"),
+                Submission(None, "2026-11-27T09:00:00Z", "sha256:a0", adopted=True),
+            ),
+        ),
         shop__stock=Entry("sha256:bb", {"api": "stock"}, unknown=Unknown(T1, "read timeout")),
         shop__gone=Entry("sha256:cc", {"api": "old"}, "ru_0", T0, "completed", T1, None, T2),
     )
@@ -255,13 +278,21 @@ OLD_A = submitted("sha256:old", "ru_old")
     [
         pytest.param(
             [INTENT_A, SubmittedRecord("shop/a", "ru_2", "pending", T2)],
-            Entry("sha256:new", {"api": "new"}, "ru_2", T2, "pending", T2),
+            Entry(
+                "sha256:new",
+                {"api": "new"},
+                "ru_2",
+                T2,
+                "pending",
+                T2,
+                history=(Submission("ru_2", T2, "sha256:new", "pending"),),
+            ),
             5,
             id="intent+submitted",
         ),
         pytest.param(
             [INTENT_A, SubmittedRecord("shop/a", "ru_2", None, T2)],
-            Entry("sha256:new", {"api": "new"}, "ru_2", T2),
+            Entry("sha256:new", {"api": "new"}, "ru_2", T2, history=(Submission("ru_2", T2, "sha256:new"),)),
             5,
             id="submitted-without-status",
         ),
@@ -288,13 +319,29 @@ OLD_A = submitted("sha256:old", "ru_old")
         ),
         pytest.param(
             [ForgetRecord("shop/a", T1), INTENT_A, SubmittedRecord("shop/a", "ru_2", "pending", T2)],
-            Entry("sha256:new", {"api": "new"}, "ru_2", T2, "pending", T2),
+            Entry(
+                "sha256:new",
+                {"api": "new"},
+                "ru_2",
+                T2,
+                "pending",
+                T2,
+                history=(Submission("ru_2", T2, "sha256:new", "pending"),),
+            ),
             5,
             id="re-added-after-forget",
         ),
         pytest.param(
             [INTENT_A, SubmittedRecord("shop/a", "ru_2", "pending", T1), StatusRecord("shop/a", "failed", T2)],
-            Entry("sha256:new", {"api": "new"}, "ru_2", T1, "failed", T2),
+            Entry(
+                "sha256:new",
+                {"api": "new"},
+                "ru_2",
+                T1,
+                "failed",
+                T2,
+                history=(Submission("ru_2", T1, "sha256:new", "failed"),),
+            ),
             5,
             id="submitted+status-bumps-once",
         ),
@@ -496,8 +543,15 @@ def test_apply_cycle_journal_then_fold(tmp_path: Path) -> None:
     assert folded == loaded == store.load()
     assert not store.journal_path.exists()
     assert folded.serial == 5
+    at = "2026-11-28T16:22:00Z"
     assert folded.entries["shop/a"] == Entry(
-        "sha256:new", {"api": "new"}, "ru_2", "2026-11-28T16:22:00Z", "pending", "2026-11-28T16:22:00Z"
+        "sha256:new",
+        {"api": "new"},
+        "ru_2",
+        at,
+        "pending",
+        at,
+        history=(Submission("ru_2", at, "sha256:new", "pending"),),
     )
     assert "shop/b" not in folded.entries
     assert folded.entries["shop/c"].unknown == Unknown("2026-11-28T16:26:00Z", "read timeout")

@@ -97,7 +97,7 @@ def _forget(args: argparse.Namespace, out: Output) -> int:
     if edit is None:
         out.err("Nothing forgotten.")
         return EXIT_ERROR
-    out.out(f"Forgot {plural(len(edit.keys), 'run')} (kept as tombstones).")
+    out.out(f"Forgot {plural(len(edit.keys), 'run')}.")
     return EXIT_OK
 
 

@@ -36,11 +36,11 @@ def move(state: State, old: str, new: str) -> Edit:
 
 
 def forget(state: State, selectors: tuple[Selector, ...], now: str) -> Edit:
+    """Remove entries entirely, leaving no tombstone: a forgotten run still defined is planned as new
+    again (docs/state.md, forget). A run removed from the files keeps a tombstone instead."""
     live = [(k, None) for k, e in state.entries.items() if not e.is_tombstone]
     keys = tuple(sorted(pick(selectors, live, "selector")))
-    entries = dict(state.entries)
-    for key in keys:
-        entries[key] = replace(entries[key], removed_at=now)
+    entries = {k: e for k, e in state.entries.items() if k not in set(keys)}
     return Edit(replace(state, entries=entries), keys)
 
 

@@ -38,8 +38,9 @@ def test_list_shows_live_entries_sorted(applied: Repo) -> None:
     ]
 
 
-def test_list_all_adds_tombstones_and_json_has_every_field(applied: Repo) -> None:
-    assert applied.cli("state", "forget", "orders", "--yes").code == 0
+def test_list_all_adds_tombstones_and_json_has_every_field(applied: Repo, emulator: Emulator) -> None:
+    (applied.root / "runs.d/ops.yaml").unlink()  # removed from the files: apply keeps a tombstone
+    assert applied.cli("apply", "--yes", *remote(emulator)).code == 0
     assert [line.split("  ")[0] for line in applied.cli("state", "list").out_lines] == ["shop/daily-us", "shop/hourly"]
     removed_at = applied.state()["entries"]["portal/orders"]["removed_at"]
     assert applied.cli("state", "list", "--all").out_lines[0] == f"portal/orders  removed {removed_at}"
@@ -151,18 +152,23 @@ def test_forget_needs_yes_without_a_tty(applied: Repo) -> None:
     assert applied.state_path.read_bytes() == before
 
 
-def test_forget_keeps_tombstones(applied: Repo) -> None:
+def test_forget_removes_entries_without_a_tombstone(applied: Repo) -> None:
     serial = applied.state()["serial"]
+    kept = run_id(applied, "portal/orders")
     result = applied.cli("state", "forget", "shop/*", "--yes")
     assert result.code == 0
-    assert result.out_lines == ["Forgot 2 runs (kept as tombstones)."]
+    assert result.out_lines == ["Forgot 2 runs."]
     assert result.err_lines == ["- shop/daily-us", "- shop/hourly"]
     state = applied.state()
     assert state["serial"] == serial + 1
-    for key in ("shop/daily-us", "shop/hourly"):
-        assert state["entries"][key]["removed_at"] is not None
-        assert state["entries"][key]["run_id"] == run_id(applied, key)
+    assert "shop/daily-us" not in state["entries"] and "shop/hourly" not in state["entries"]
     assert state["entries"]["portal/orders"]["removed_at"] is None
+    assert state["entries"]["portal/orders"]["run_id"] == kept
+    assert "shop/daily-us" not in applied.cli("state", "list", "--all").out
+    # Still defined, so planned as new again (a tombstone would have made it unchanged).
+    plan = applied.cli("plan", "--json").json()
+    reasons = {r["key"]: r["reason"] for r in plan["runs"]}
+    assert reasons["shop/daily-us"] == "new"
 
 
 def test_forget_of_nothing_matching_is_an_error(applied: Repo) -> None:

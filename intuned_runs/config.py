@@ -6,6 +6,7 @@ Values are templates, rendered only when a command uses them (`workspace_id` may
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Mapping
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from intuned_runs import documents
 from intuned_runs.errors import ConfigError, ProblemsFound, UsageError
@@ -33,6 +35,7 @@ KEYS = (
     "default_project",
     "max_submit",
     "env_allow",
+    "unknown_keys",
     "vars",
     "environments",
 )
@@ -43,7 +46,8 @@ DEFAULTS: dict[str, Any] = {
     "schema": None,
     "default_project": None,
     "max_submit": 100,
-    "env_allow": ["*"],
+    "env_allow": [],  # a run file in a pull request reads no CI variable (docs/configuration.md, env_allow)
+    "unknown_keys": "error",  # a typo is never submitted on a billable run (docs/validation.md, Unknown keys)
     "vars": {},
 }
 UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -91,6 +95,14 @@ def parse_var(text: str) -> tuple[list[str], Any]:
     if isinstance(value, (dict, list)):
         raise problem(key, "the value must be a scalar; quote it")
     return key.split("."), value
+
+
+def absolute_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        return False
 
 
 def find_repository(start: Path) -> tuple[Path, Path | None]:
@@ -222,6 +234,13 @@ class Config:
         return tuple(value)
 
     @cached_property
+    def unknown_keys(self) -> str:
+        value = self._render("unknown_keys")
+        if value not in ("error", "warn"):
+            raise ProblemsFound([self._problem(self._origin("unknown_keys"), "must be error or warn")])
+        return str(value)
+
+    @cached_property
     def renderer(self) -> Renderer:
         return Renderer(self.environ, self.env_allow)
 
@@ -246,6 +265,20 @@ class Config:
         assert value is not None
         return (self.repository / value).resolve()
 
+    def _state_file(self, value: Any) -> Path:
+        """A relative state must stay inside the repository; an absolute one is taken as given
+        (docs/configuration.md, Paths). runs_dir is checked where run files are found."""
+        if not isinstance(value, str) or not value:
+            raise ProblemsFound([self._problem(self._origin("state"), "must be a non-empty string")])
+        path = (self.repository / value).resolve()
+        if not Path(value).is_absolute() and not path.is_relative_to(self.repository):
+            message = (
+                f"state {value} resolves outside the repository {self.repository}: "
+                "use a path inside it, or an absolute path"
+            )
+            raise ProblemsFound([self._problem(self._origin("state"), message)])
+        return path
+
     @cached_property
     def runs_dir(self) -> Path:
         return self._path("runs_dir")
@@ -259,11 +292,8 @@ class Config:
             layer = self._layers[-1][1]
             if "state" not in layer:
                 return (self.repository / ".intuned-runs" / f"{self.env_name}.json").resolve()
-            value = self._render("state")  # the environment's own `state` (it set the merged value)
-            if not isinstance(value, str) or not value:
-                raise ProblemsFound([self._problem(self._origin("state"), "must be a non-empty string")])
-            return (self.repository / value).resolve()
-        return self._path("state")
+            return self._state_file(self._render("state"))  # the environment's own (it set the merged value)
+        return self._state_file(self._render("state"))
 
     @cached_property
     def schema_path(self) -> Path | None:
@@ -310,15 +340,30 @@ class Config:
         if value is None and self.values.get("workspace_id") is not None:
             value = self._string("workspace_id", optional=True)
         if value is not None and not UUID.match(value):
-            message = f"{value!r} is not a UUID (find the workspace ID in Intuned's settings)"
-            if self.settings.workspace_id:
-                problem = Problem("<flag --workspace-id>", None, None, "error", "", message)
-            elif from_env:
-                problem = Problem("<env INTUNED_WORKSPACE_ID>", None, None, "error", "", message)
-            else:
-                problem = self._problem(self._origin("workspace_id"), message)
-            raise ProblemsFound([problem])
+            message = f"workspace_id {value!r} is not a UUID (find the workspace ID in Intuned's settings)"
+            raise ProblemsFound([self._at_source("workspace_id", message)])
         return value
+
+    def _at_source(self, key: str, message: str) -> Problem:
+        """Addressed where the value came from: its flag, its environment variable, or the config line."""
+        flag, variable = getattr(self.settings, key), f"INTUNED_{key.upper()}"
+        if flag or self.environ.get(variable):
+            where = f"<flag --{key.replace('_', '-')}>" if flag else f"<env {variable}>"
+            return Problem(where, None, None, "error", "", message)
+        return self._problem(self._origin(key), message)
+
+    def problems(self) -> list[Problem]:
+        """validate's checks of the config itself (docs/validation.md, Config checks). A value whose
+        template needs an unset variable is left to the command that uses it, as workspace_id is."""
+        problems: list[Problem] = []
+        try:
+            self.workspace_id
+        except ProblemsFound as e:
+            problems += [p for p in e.problems if "is not a UUID" in p.message]
+        with contextlib.suppress(ProblemsFound):
+            if not absolute_url(self.base_url):
+                problems.append(self._at_source("base_url", f"base_url {self.base_url!r} is not an absolute URL"))
+        return problems
 
     def workspace_if_known(self) -> str | None:
         """The workspace, or None when it is unset or does not render: plan runs without one (apply

@@ -3,13 +3,15 @@
 jsonschema finds the problems; we translate them: `oneOf`/`anyOf` are resolved to the variant the
 request means (a `type` discriminator, or the variant whose required keys are present) and that
 variant's own problems are reported — never "is not valid under any of the given schemas". Keys the
-schema does not define are warnings with the closest known name. `format` is an annotation only.
+schema does not define are errors (or, with `unknown_keys: warn`, warnings) with the closest known name.
+`format` is an annotation: a value that fails it is a warning, never an error.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -177,11 +179,27 @@ def _compiled(schema: dict[str, Any]) -> Callable[[Any], Any] | None:
     return validate
 
 
-class RequestChecker:
-    """One validator per schema, built once; `check` is called once per run."""
+# RFC 3986: a scheme, then only URI characters (no space, no empty string); `(secret:NAME)` placeholders
+# stand for values that are not known while validating, so a string holding one is not judged.
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})*")
+_FORMATS: dict[str, tuple[re.Pattern[str], str]] = {"uri": (_URI, "a URI")}
 
-    def __init__(self, schema: dict[str, Any]) -> None:
+
+def format_problem(fmt: Any, value: Any) -> str | None:
+    """The warning for a string that fails its `format` (docs/validation.md, Formats), else None."""
+    known = _FORMATS.get(fmt) if isinstance(fmt, str) else None
+    if known is None or not isinstance(value, str) or "(secret:" in value or known[0].fullmatch(value):
+        return None
+    return f"{value!r} is not {known[1]}; servers that check formats will reject it"
+
+
+class RequestChecker:
+    """One validator per schema, built once; `check` is called once per run. `unknown_keys` is the
+    severity of keys the schema does not define (config `unknown_keys`, docs/validation.md)."""
+
+    def __init__(self, schema: dict[str, Any], unknown_keys: Severity = "error") -> None:
         self.schema = schema
+        self.unknown_keys = unknown_keys
         self._validators: dict[int, Draft202012Validator] = {}
         self._fast = _compiled(schema)
 
@@ -199,7 +217,7 @@ class RequestChecker:
         if unsendable:  # the schema cannot judge what JSON cannot carry (and hashing would fail)
             return unsendable
         findings = [] if self._fast_valid(request) else list(self._errors(self.schema, request, root, "request"))
-        findings += self._unknown_keys(self.schema, request, root)
+        findings += self._annotations(self.schema, request, root)
         return findings
 
     def _fast_valid(self, request: Any) -> bool:
@@ -305,10 +323,14 @@ class RequestChecker:
         properties = schema.get("properties")
         return properties if isinstance(properties, dict) else None
 
-    def _unknown_keys(self, schema: dict[str, Any], instance: Any, at: Path) -> Iterator[Finding]:
+    def _annotations(self, schema: dict[str, Any], instance: Any, at: Path) -> Iterator[Finding]:
+        """What the schema's validity does not say: unknown keys and failed formats."""
+        message = format_problem(schema.get("format"), instance)
+        if message is not None:
+            yield Finding(at, at, "warning", message)
         if isinstance(instance, list) and isinstance(schema.get("items"), dict):
             for index, item in enumerate(instance):
-                yield from self._unknown_keys(schema["items"], item, (*at, index))
+                yield from self._annotations(schema["items"], item, (*at, index))
             return
         if not isinstance(instance, dict):
             return
@@ -319,9 +341,10 @@ class RequestChecker:
             sub = properties.get(key)
             if sub is None:
                 path = (*at, key)
-                yield Finding(path, path, "warning", f"unknown key '{key}'{did_you_mean(str(key), properties)}")
+                message = f"unknown key '{key}'{did_you_mean(str(key), properties)}"
+                yield Finding(path, path, self.unknown_keys, message)
             elif isinstance(sub, dict):
-                yield from self._unknown_keys(sub, value, (*at, key))
+                yield from self._annotations(sub, value, (*at, key))
 
 
 # Headers that carry no credential: no literal-credential warning for them.

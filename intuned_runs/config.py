@@ -357,7 +357,7 @@ class Config:
         template needs an unset variable is left to the command that uses it, as workspace_id is."""
         problems: list[Problem] = []
         try:
-            self.workspace_id
+            _ = self.workspace_id
         except ProblemsFound as e:
             problems += [p for p in e.problems if "is not a UUID" in p.message]
         with contextlib.suppress(ProblemsFound):

@@ -251,14 +251,18 @@ def test_invalid_names(repo: Repo, name: str, shown: str) -> None:
 )
 def test_names_and_projects_that_render_to_a_non_string(repo: Repo, field: str, value: str, message: str) -> None:
     other = "project: p" if field == "name" else "name: n"
-    repo.write("runs.d/a.yaml", f"runs:\n  - {other}\n    {field}: {value}\n    request: {{api: a, parameters: {{}}}}\n")
+    repo.write(
+        "runs.d/a.yaml", f"runs:\n  - {other}\n    {field}: {value}\n    request: {{api: a, parameters: {{}}}}\n"
+    )
     assert validate_lines(repo) == (1, [f"runs.d/a.yaml:3:{7 + len(field)}: error: {field}: {message}"])
 
 
 @pytest.mark.parametrize("project", ["'..'", "'.'", "'{{ \".\" * 2 }}'", "'-x'", "'has space'", "café", "'x%2Fy'"])
 def test_project_names_follow_the_name_pattern(repo: Repo, project: str, emulator: Emulator) -> None:
     # `..` would make apply POST to /{ws}/run/start: a project is one URL path segment (docs/run-files.md).
-    repo.write("runs.d/a.yaml", f"runs:\n  - name: n\n    project: {project}\n    request: {{api: a, parameters: {{}}}}\n")
+    repo.write(
+        "runs.d/a.yaml", f"runs:\n  - name: n\n    project: {project}\n    request: {{api: a, parameters: {{}}}}\n"
+    )
     code, lines = validate_lines(repo)
     assert code == 1
     [line] = lines

@@ -201,8 +201,7 @@ def test_github_format(repo: Repo) -> None:
     assert (result.code, result.err) == (1, "")
     assert result.out_lines == [
         "::error file=runs.d/a.yaml,line=8,col=20::request.sink.type: must be one of webhook, s3",
-        "::error file=runs.d/a.yaml,line=7,col=17::request.saveTrce: unknown key 'saveTrce'; "
-        "did you mean 'saveTrace'?",
+        "::error file=runs.d/a.yaml,line=7,col=17::request.saveTrce: unknown key 'saveTrce'; did you mean 'saveTrace'?",
         "::error file=runs.d/b.yaml::file is larger than 10 MiB: split it into several files",
     ]
 

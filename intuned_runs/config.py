@@ -377,10 +377,11 @@ class Config:
         try:
             value = self.workspace_id
         except ProblemsFound as e:
-            if any("not a UUID" in p.message for p in e.problems):
-                raise
             # A template that renders nothing (docs/configuration.md's own `{{ env.INTUNED_WORKSPACE_ID }}` with the
-            # variable unset) means the same as no workspace_id at all.
+            # variable unset) means the same as no workspace_id at all; any other problem (not a UUID, a
+            # variable env_allow does not admit) is shown as it is.
+            if not all(" is not set: " in p.message for p in e.problems):
+                raise
             value = None
         if value is None:
             raise ConfigError("workspace_id is not set: use the config, INTUNED_WORKSPACE_ID or --workspace-id")

@@ -22,9 +22,9 @@ from intuned_runs.problems import Problem
 from intuned_runs.redaction import Redactor
 from intuned_runs.suggest import did_you_mean
 from intuned_runs.templating import Renderer, TemplateError
+from intuned_runs.variables import parse_var
 
 CONFIG_NAME = "intuned-runs.yaml"
-FLAG_VAR = "<flag --var>"
 DEFAULT_BASE_URL = "https://app.intuned.io/api/v1/workspace"
 KEYS = (
     "workspace_id",
@@ -77,24 +77,6 @@ def deep_merge(base: Any, over: Any) -> Any:
             merged[key] = deep_merge(base[key], value) if key in base else value
         return merged
     return over
-
-
-def parse_var(text: str) -> tuple[list[str], Any]:
-    """`--var a.b=70` → (['a', 'b'], 70): the value is a YAML 1.2 scalar."""
-    key, sep, raw = text.partition("=")
-
-    def problem(path: str, message: str) -> ProblemsFound:  # addressed like any problem (docs/validation.md)
-        return ProblemsFound([Problem(FLAG_VAR, None, None, "error", path, message)])
-
-    if not sep or not key or any(not part for part in key.split(".")):
-        raise problem("", f"expected KEY=VALUE, got {text!r}")
-    try:
-        value = documents.parse(raw, FLAG_VAR).value if raw.strip() else raw
-    except documents.DocumentError as e:
-        raise problem(key, e.message) from e
-    if isinstance(value, (dict, list)):
-        raise problem(key, "the value must be a scalar; quote it")
-    return key.split("."), value
 
 
 def absolute_url(url: str) -> bool:

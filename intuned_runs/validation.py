@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +21,7 @@ from fastjsonschema import compile as compile_fast
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from intuned_runs.formats import format_problem
 from intuned_runs.problems import Severity
 from intuned_runs.suggest import did_you_mean
 
@@ -177,20 +177,6 @@ def _compiled(schema: dict[str, Any]) -> Callable[[Any], Any] | None:
     except Exception:
         return None
     return validate
-
-
-# RFC 3986: a scheme, then only URI characters (no space, no empty string); `(secret:NAME)` placeholders
-# stand for values that are not known while validating, so a string holding one is not judged.
-_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})*")
-_FORMATS: dict[str, tuple[re.Pattern[str], str]] = {"uri": (_URI, "a URI")}
-
-
-def format_problem(fmt: Any, value: Any) -> str | None:
-    """The warning for a string that fails its `format` (docs/validation.md, Formats), else None."""
-    known = _FORMATS.get(fmt) if isinstance(fmt, str) else None
-    if known is None or not isinstance(value, str) or "(secret:" in value or known[0].fullmatch(value):
-        return None
-    return f"{value!r} is not {known[1]}; servers that check formats will reject it"
 
 
 class RequestChecker:

@@ -146,6 +146,10 @@ class Config:
             )
         return document
 
+    def problem_at(self, key: str, message: str) -> Problem:
+        """A problem addressed to the config line that set `key` (the layer that set it last)."""
+        return self._problem(self._origin(key), message)
+
     def _check_keys(self, values: dict[str, Any], prefix: tuple[str, ...], allowed: tuple[str, ...]) -> list[Problem]:
         problems = []
         for key in values:

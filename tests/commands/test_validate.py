@@ -108,7 +108,7 @@ def test_runs_dir_outside_the_repository(repo: Repo, tmp_path: Path) -> None:
     result = repo.cli("validate")
     assert (result.code, result.err) == (1, "")
     assert result.out_lines == [
-        f"intuned-runs.yaml: error: runs_dir: runs_dir {tmp_path / 'elsewhere'} resolves outside the repository "
+        f"intuned-runs.yaml:1:11: error: runs_dir: runs_dir {tmp_path / 'elsewhere'} resolves outside the repository "
         f"{repo.root}"
     ]
 

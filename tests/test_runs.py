@@ -72,7 +72,10 @@ def test_missing_runs_dir_is_an_error(repo: Repo) -> None:
     repo.write("intuned-runs.yaml", "runs_dir: nope\n")
     assert validate_lines(repo) == (
         1,
-        ["intuned-runs.yaml:1:11: error: runs_dir: runs_dir nope does not exist: create it or set runs_dir in the config"],
+        [
+            "intuned-runs.yaml:1:11: error: runs_dir: runs_dir nope does not exist: "
+            "create it or set runs_dir in the config"
+        ],
     )
 
 

@@ -147,3 +147,20 @@ def test_many_values_in_one_pattern_each_masked_longest_first() -> None:
     redactor = Redactor(values)
     line = " ".join(values[::7]) + " secret-value-0420 secret-value-00"
     assert redactor(line) == " ".join([MASK] * len(values[::7])) + f" {MASK}0 secret-value-00"
+
+
+def test_a_long_multi_line_secret_is_masked_in_every_form() -> None:
+    pem = (
+        "-----BEGIN PRIVATE KEY-----\n"
+        + base64.encodebytes(bytes(range(256)) * 4).decode()
+        + "-----END PRIVATE KEY-----\n"
+    )
+    redactor = Redactor([pem])
+    for form in (
+        pem,
+        json.dumps(pem)[1:-1],
+        quote(pem, safe=""),
+        pem.encode().hex(),
+        base64.b64encode(pem.encode()).decode(),
+    ):
+        assert redactor(f"<{form}>") == f"<{MASK}>"

@@ -6,6 +6,7 @@ Values are templates, rendered only when a command uses them (`workspace_id` may
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Mapping
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from intuned_runs import documents
 from intuned_runs.errors import ConfigError, ProblemsFound, UsageError
@@ -20,9 +22,9 @@ from intuned_runs.problems import Problem
 from intuned_runs.redaction import Redactor
 from intuned_runs.suggest import did_you_mean
 from intuned_runs.templating import Renderer, TemplateError
+from intuned_runs.variables import parse_var
 
 CONFIG_NAME = "intuned-runs.yaml"
-FLAG_VAR = "<flag --var>"
 DEFAULT_BASE_URL = "https://app.intuned.io/api/v1/workspace"
 KEYS = (
     "workspace_id",
@@ -33,6 +35,7 @@ KEYS = (
     "default_project",
     "max_submit",
     "env_allow",
+    "unknown_keys",
     "vars",
     "environments",
 )
@@ -43,7 +46,8 @@ DEFAULTS: dict[str, Any] = {
     "schema": None,
     "default_project": None,
     "max_submit": 100,
-    "env_allow": ["*"],
+    "env_allow": [],  # a run file in a pull request reads no CI variable (docs/configuration.md, env_allow)
+    "unknown_keys": "error",  # a typo is never submitted on a billable run (docs/validation.md, Unknown keys)
     "vars": {},
 }
 UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -75,22 +79,12 @@ def deep_merge(base: Any, over: Any) -> Any:
     return over
 
 
-def parse_var(text: str) -> tuple[list[str], Any]:
-    """`--var a.b=70` → (['a', 'b'], 70): the value is a YAML 1.2 scalar."""
-    key, sep, raw = text.partition("=")
-
-    def problem(path: str, message: str) -> ProblemsFound:  # addressed like any problem (docs/validation.md)
-        return ProblemsFound([Problem(FLAG_VAR, None, None, "error", path, message)])
-
-    if not sep or not key or any(not part for part in key.split(".")):
-        raise problem("", f"expected KEY=VALUE, got {text!r}")
+def absolute_url(url: str) -> bool:
     try:
-        value = documents.parse(raw, FLAG_VAR).value if raw.strip() else raw
-    except documents.DocumentError as e:
-        raise problem(key, e.message) from e
-    if isinstance(value, (dict, list)):
-        raise problem(key, "the value must be a scalar; quote it")
-    return key.split("."), value
+        parts = urlsplit(url)
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        return False
 
 
 def find_repository(start: Path) -> tuple[Path, Path | None]:
@@ -151,6 +145,10 @@ class Config:
                 [Problem(self.path.name, line, col, "error", "", "the config must be a mapping of keys")]
             )
         return document
+
+    def problem_at(self, key: str, message: str) -> Problem:
+        """A problem addressed to the config line that set `key` (the layer that set it last)."""
+        return self._problem(self._origin(key), message)
 
     def _check_keys(self, values: dict[str, Any], prefix: tuple[str, ...], allowed: tuple[str, ...]) -> list[Problem]:
         problems = []
@@ -222,6 +220,13 @@ class Config:
         return tuple(value)
 
     @cached_property
+    def unknown_keys(self) -> str:
+        value = self._render("unknown_keys")
+        if value not in ("error", "warn"):
+            raise ProblemsFound([self._problem(self._origin("unknown_keys"), "must be error or warn")])
+        return str(value)
+
+    @cached_property
     def renderer(self) -> Renderer:
         return Renderer(self.environ, self.env_allow)
 
@@ -246,6 +251,20 @@ class Config:
         assert value is not None
         return (self.repository / value).resolve()
 
+    def _state_file(self, value: Any) -> Path:
+        """A relative state must stay inside the repository; an absolute one is taken as given
+        (docs/configuration.md, Paths). runs_dir is checked where run files are found."""
+        if not isinstance(value, str) or not value:
+            raise ProblemsFound([self._problem(self._origin("state"), "must be a non-empty string")])
+        path = (self.repository / value).resolve()
+        if not Path(value).is_absolute() and not path.is_relative_to(self.repository):
+            message = (
+                f"state {value} resolves outside the repository {self.repository}: "
+                "use a path inside it, or an absolute path"
+            )
+            raise ProblemsFound([self._problem(self._origin("state"), message)])
+        return path
+
     @cached_property
     def runs_dir(self) -> Path:
         return self._path("runs_dir")
@@ -259,11 +278,8 @@ class Config:
             layer = self._layers[-1][1]
             if "state" not in layer:
                 return (self.repository / ".intuned-runs" / f"{self.env_name}.json").resolve()
-            value = self._render("state")  # the environment's own `state` (it set the merged value)
-            if not isinstance(value, str) or not value:
-                raise ProblemsFound([self._problem(self._origin("state"), "must be a non-empty string")])
-            return (self.repository / value).resolve()
-        return self._path("state")
+            return self._state_file(self._render("state"))  # the environment's own (it set the merged value)
+        return self._state_file(self._render("state"))
 
     @cached_property
     def schema_path(self) -> Path | None:
@@ -310,15 +326,30 @@ class Config:
         if value is None and self.values.get("workspace_id") is not None:
             value = self._string("workspace_id", optional=True)
         if value is not None and not UUID.match(value):
-            message = f"{value!r} is not a UUID (find the workspace ID in Intuned's settings)"
-            if self.settings.workspace_id:
-                problem = Problem("<flag --workspace-id>", None, None, "error", "", message)
-            elif from_env:
-                problem = Problem("<env INTUNED_WORKSPACE_ID>", None, None, "error", "", message)
-            else:
-                problem = self._problem(self._origin("workspace_id"), message)
-            raise ProblemsFound([problem])
+            message = f"workspace_id {value!r} is not a UUID (find the workspace ID in Intuned's settings)"
+            raise ProblemsFound([self._at_source("workspace_id", message)])
         return value
+
+    def _at_source(self, key: str, message: str) -> Problem:
+        """Addressed where the value came from: its flag, its environment variable, or the config line."""
+        flag, variable = getattr(self.settings, key), f"INTUNED_{key.upper()}"
+        if flag or self.environ.get(variable):
+            where = f"<flag --{key.replace('_', '-')}>" if flag else f"<env {variable}>"
+            return Problem(where, None, None, "error", "", message)
+        return self._problem(self._origin(key), message)
+
+    def problems(self) -> list[Problem]:
+        """validate's checks of the config itself (docs/validation.md, Config checks). A value whose
+        template needs an unset variable is left to the command that uses it, as workspace_id is."""
+        problems: list[Problem] = []
+        try:
+            _ = self.workspace_id
+        except ProblemsFound as e:
+            problems += [p for p in e.problems if "is not a UUID" in p.message]
+        with contextlib.suppress(ProblemsFound):
+            if not absolute_url(self.base_url):
+                problems.append(self._at_source("base_url", f"base_url {self.base_url!r} is not an absolute URL"))
+        return problems
 
     def workspace_if_known(self) -> str | None:
         """The workspace, or None when it is unset or does not render: plan runs without one (apply
@@ -332,10 +363,11 @@ class Config:
         try:
             value = self.workspace_id
         except ProblemsFound as e:
-            if any("not a UUID" in p.message for p in e.problems):
-                raise
             # A template that renders nothing (docs/configuration.md's own `{{ env.INTUNED_WORKSPACE_ID }}` with the
-            # variable unset) means the same as no workspace_id at all.
+            # variable unset) means the same as no workspace_id at all; any other problem (not a UUID, a
+            # variable env_allow does not admit) is shown as it is.
+            if not all(" is not set: " in p.message for p in e.problems):
+                raise
             value = None
         if value is None:
             raise ConfigError("workspace_id is not set: use the config, INTUNED_WORKSPACE_ID or --workspace-id")

@@ -49,9 +49,10 @@ def discover(config: Config) -> list[str] | Problem:
     elif not root.is_relative_to(config.repository):  # nothing is read from outside it (docs/configuration.md)
         message = f"runs_dir {root} resolves outside the repository {config.repository}"
     if message is not None:
-        # Addressed to the config's runs_dir key, or to the folder itself when there is no config file.
-        where = config.file or str(config.values.get("runs_dir") or "runs.d")
-        return Problem(where, None, None, "error", "runs_dir" if config.file else "", message)
+        # Addressed to the config's runs_dir line, or to the folder itself when there is no config file.
+        if config.file:
+            return config.problem_at("runs_dir", message)
+        return Problem(str(config.values.get("runs_dir") or "runs.d"), None, None, "error", "", message)
     found: list[tuple[tuple[str, ...], str]] = []
     seen: set[str] = set()
     for directory, dirnames, filenames in os.walk(root, followlinks=True):

@@ -3,7 +3,7 @@ docs/schema.md).
 
 They describe the shape of the files as the user writes them, before rendering: wherever a value may be
 templated, a template string (one holding `{{`) is accepted too. They are built from the pulled request
-schema and the loaders' own names (`runs.TRIGGERS`, `runs.NAME`, `config.KEYS`), so they cannot drift from
+schema and the loaders' own names (`runs.TRIGGERS`, `names.NAME`, `config.KEYS`), so they cannot drift from
 what the tool accepts; `intuned-runs validate` stays the authority for everything a schema cannot say
 (templates, selectors, keys unique across files).
 """
@@ -18,7 +18,8 @@ from intuned_runs import schema as schema_module
 from intuned_runs.config import KEYS as CONFIG_KEYS
 from intuned_runs.errors import SchemaError
 from intuned_runs.files import write_atomic
-from intuned_runs.runs import FILE_KEYS, NAME, RUN_KEYS, TRIGGERS
+from intuned_runs.names import NAME
+from intuned_runs.runs import FILE_KEYS, RUN_KEYS, TRIGGERS
 
 RUNS_FILE = "runs-file.schema.json"
 CONFIG_FILE = "config.schema.json"

@@ -45,7 +45,7 @@ class Repository:
 
     @cached_property
     def checker(self) -> RequestChecker:
-        return RequestChecker(self.schema)
+        return RequestChecker(self.schema, unknown_keys="warning" if self.config.unknown_keys == "warn" else "error")
 
     @cached_property
     def desired(self) -> Desired:

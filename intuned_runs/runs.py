@@ -18,6 +18,7 @@ import yaml
 from intuned_runs import documents
 from intuned_runs.config import Config, deep_merge
 from intuned_runs.fingerprint import fingerprint
+from intuned_runs.names import check_name, check_project
 from intuned_runs.problems import Problem, Severity, json_path
 from intuned_runs.suggest import did_you_mean
 from intuned_runs.templating import Renderer, TemplateError
@@ -26,7 +27,6 @@ from intuned_runs.validation import RequestChecker, literal_credentials
 FILE_KEYS = ("defaults", "moved", "runs")
 RUN_KEYS = ("name", "project", "request", "labels", "trigger", "matrix")
 TRIGGERS = ("on-change", "always", "manual")
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # used with fullmatch: no trailing newline
 MAX_COMBINATIONS = 10_000
 _RUN_PREFIX = re.compile(r"^runs\[\d+\]\.")
 SECRET_REF = re.compile(r"""\bsecret\(\s*(['"])([^'"\\]+)\1\s*\)""")
@@ -106,7 +106,7 @@ class Loader:
         # The config's own env reads, checked against secret() names like a run file's (docs/secrets.md).
         self.config_result = FileResult(
             config.file or "intuned-runs.yaml",
-            problems=list(config.warnings),
+            problems=[*config.warnings, *config.problems()],
             env_reads=frozenset(self.renderer.env_reads),
             text=config.path.read_text(encoding="utf-8", errors="replace") if config.path else "",
         )
@@ -308,8 +308,8 @@ class Loader:
             ok = False
             return None
 
-        name = field("name", merged["name"], _check_name)
-        project = field("project", merged.get("project", self.default_project), _check_project)
+        name = field("name", merged["name"], check_name)
+        project = field("project", merged.get("project", self.default_project), check_project)
         labels = field("labels", merged.get("labels") or {}, _check_labels)
         trigger = field("trigger", merged.get("trigger", "on-change"), _check_trigger)
         key = f"{project}/{name}"
@@ -357,23 +357,6 @@ class Loader:
         value = self._real.render(run.raw_request, run.context, secrets_allowed=True, path=("request",))
         assert isinstance(value, dict)
         return value
-
-
-def _check_name(name: Any) -> str | None:
-    if isinstance(name, str) and NAME.fullmatch(name):
-        return None
-    return (
-        f"invalid run name {name!r}: use letters, digits, '.', '_' and '-' "
-        "(starting with a letter or digit, at most 128)"
-    )
-
-
-def _check_project(project: Any) -> str | None:
-    if not isinstance(project, str) or not project:
-        return "run has no project: set 'project' (or default_project in the config)"
-    if "/" in project or not project.isprintable():
-        return f"project name {project!r} may not contain '/' or control characters"
-    return None
 
 
 def _check_labels(labels: Any) -> str | None:

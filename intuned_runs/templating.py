@@ -11,7 +11,6 @@ Two views of every request: with `placeholders=True` (everything displayed, stor
 from __future__ import annotations
 
 import copy
-import fnmatch
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -20,6 +19,8 @@ from typing import Any
 import jinja2
 from jinja2 import meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from intuned_runs import env_allow
 
 API_KEY_VARIABLE = "INTUNED_API_KEY"
 API_KEY_READ = f"env.{API_KEY_VARIABLE} may not be read by templates: the API key stays out of runs"
@@ -42,23 +43,22 @@ class TemplateError(Exception):
 
 
 class EnvVars(Mapping[str, str]):
-    """`env` as templates see it: only names matching env_allow, never the API key."""
+    """`env` as templates see it: only names env_allow admits (docs/configuration.md), never the API key.
+    A name not admitted is an error even under `| default(…)`, so it is raised here, not left undefined."""
 
     def __init__(self, environ: Mapping[str, str], allow: tuple[str, ...]) -> None:
         self._environ = environ
         self._allow = allow
         self.reads: set[str] = set()  # every name asked for, also computed ones (`env[vars.name]`)
 
-    def allowed(self, name: str) -> bool:
-        return any(fnmatch.fnmatchcase(name, pattern) for pattern in self._allow)
-
     def __getitem__(self, name: str) -> str:
         self.reads.add(name)
         if name == API_KEY_VARIABLE:
             raise TemplateError(API_KEY_READ)
-        if not self.allowed(name):
-            raise KeyError(name)
-        return self._environ[name]
+        refusal = env_allow.refusal(name, self._allow)
+        if refusal is not None:
+            raise TemplateError(refusal)
+        return self._environ[name]  # KeyError: undefined, "not set" unless a default applies
 
     def __iter__(self) -> Iterator[str]:
         # Reads by name only: `env.items()` or `env | dictsort` would read secret() variables (and
@@ -76,10 +76,7 @@ class _Undefined(jinja2.StrictUndefined):
     def _undefined_message(self) -> str:
         if isinstance(self._undefined_obj, EnvVars):
             name = self._undefined_name
-            return (
-                f"environment variable {name} is not set (or not allowed by env_allow): "
-                f"set it or use {{{{ env.{name} | default('…') }}}}"
-            )
+            return f"environment variable {name} is not set: set it or use {{{{ env.{name} | default('…') }}}}"
         if self._undefined_hint:
             return self._undefined_hint
         return f"undefined: {super()._undefined_message}"

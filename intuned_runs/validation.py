@@ -3,7 +3,8 @@
 jsonschema finds the problems; we translate them: `oneOf`/`anyOf` are resolved to the variant the
 request means (a `type` discriminator, or the variant whose required keys are present) and that
 variant's own problems are reported — never "is not valid under any of the given schemas". Keys the
-schema does not define are warnings with the closest known name. `format` is an annotation only.
+schema does not define are errors (or, with `unknown_keys: warn`, warnings) with the closest known name.
+`format` is an annotation: a value that fails it is a warning, never an error.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from fastjsonschema import compile as compile_fast
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from intuned_runs.formats import format_problem
 from intuned_runs.problems import Severity
 from intuned_runs.suggest import did_you_mean
 
@@ -178,10 +180,12 @@ def _compiled(schema: dict[str, Any]) -> Callable[[Any], Any] | None:
 
 
 class RequestChecker:
-    """One validator per schema, built once; `check` is called once per run."""
+    """One validator per schema, built once; `check` is called once per run. `unknown_keys` is the
+    severity of keys the schema does not define (config `unknown_keys`, docs/validation.md)."""
 
-    def __init__(self, schema: dict[str, Any]) -> None:
+    def __init__(self, schema: dict[str, Any], unknown_keys: Severity = "error") -> None:
         self.schema = schema
+        self.unknown_keys = unknown_keys
         self._validators: dict[int, Draft202012Validator] = {}
         self._fast = _compiled(schema)
 
@@ -199,7 +203,7 @@ class RequestChecker:
         if unsendable:  # the schema cannot judge what JSON cannot carry (and hashing would fail)
             return unsendable
         findings = [] if self._fast_valid(request) else list(self._errors(self.schema, request, root, "request"))
-        findings += self._unknown_keys(self.schema, request, root)
+        findings += self._annotations(self.schema, request, root)
         return findings
 
     def _fast_valid(self, request: Any) -> bool:
@@ -305,10 +309,14 @@ class RequestChecker:
         properties = schema.get("properties")
         return properties if isinstance(properties, dict) else None
 
-    def _unknown_keys(self, schema: dict[str, Any], instance: Any, at: Path) -> Iterator[Finding]:
+    def _annotations(self, schema: dict[str, Any], instance: Any, at: Path) -> Iterator[Finding]:
+        """What the schema's validity does not say: unknown keys and failed formats."""
+        message = format_problem(schema.get("format"), instance)
+        if message is not None:
+            yield Finding(at, at, "warning", message)
         if isinstance(instance, list) and isinstance(schema.get("items"), dict):
             for index, item in enumerate(instance):
-                yield from self._unknown_keys(schema["items"], item, (*at, index))
+                yield from self._annotations(schema["items"], item, (*at, index))
             return
         if not isinstance(instance, dict):
             return
@@ -319,9 +327,10 @@ class RequestChecker:
             sub = properties.get(key)
             if sub is None:
                 path = (*at, key)
-                yield Finding(path, path, "warning", f"unknown key '{key}'{did_you_mean(str(key), properties)}")
+                message = f"unknown key '{key}'{did_you_mean(str(key), properties)}"
+                yield Finding(path, path, self.unknown_keys, message)
             elif isinstance(sub, dict):
-                yield from self._unknown_keys(sub, value, (*at, key))
+                yield from self._annotations(sub, value, (*at, key))
 
 
 # Headers that carry no credential: no literal-credential warning for them.

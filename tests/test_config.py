@@ -247,7 +247,7 @@ def test_environment_state_template_errors_are_addressed(repo: Repo) -> None:
 def test_config_template_errors_mask_the_values_they_read(repo: Repo, clean_env: pytest.MonkeyPatch) -> None:
     # The config renders before the run files say which variables are secrets.
     clean_env.setenv("HOOK_TOKEN", "CANARY-hook-token-123")
-    repo.write("intuned-runs.yaml", 'default_project: "{{ {}[env.HOOK_TOKEN] }}"\n')
+    repo.write("intuned-runs.yaml", 'default_project: "{{ {}[env.HOOK_TOKEN] }}"\nenv_allow: [HOOK_TOKEN]\n')
     repo.write("runs.d/a.yaml", "runs: []\n")
     result = repo.cli("validate")
     assert result.code == 1
@@ -270,6 +270,7 @@ def _config(repo: Repo, environ: dict[str, str], **settings: str) -> Config:
             workspace_id: "{{{{ env.PROD_WS }}}}"
             base_url: https://prod.example/api
           dev: {{}}
+        env_allow: [PROD_WS]
         """,
     )
     return Config(Settings(chdir=str(repo.root), **settings), environ)
@@ -334,7 +335,7 @@ def test_workspace_must_be_a_uuid(
     with pytest.raises(ProblemsFound) as info:
         _ = config.workspace_id
     file, line, col, path = address
-    message = "'not-a-uuid' is not a UUID (find the workspace ID in Intuned's settings)"
+    message = "workspace_id 'not-a-uuid' is not a UUID (find the workspace ID in Intuned's settings)"
     assert info.value.problems == [Problem(file, line, col, "error", path, message)]
 
 
@@ -350,8 +351,7 @@ def test_unset_variable_in_workspace_id_is_an_error_only_when_used(repo: Repo) -
             19,
             "error",
             "environments.prod.workspace_id",
-            "environment variable PROD_WS is not set (or not allowed by env_allow): "
-            "set it or use {{ env.PROD_WS | default('…') }}",
+            "environment variable PROD_WS is not set: set it or use {{ env.PROD_WS | default('…') }}",
         )
     ]
 
@@ -442,7 +442,10 @@ def test_var_flag_replaces_a_scalar_with_a_map_when_nesting(repo: Repo) -> None:
 
 
 def test_config_values_are_templates_reading_env(repo: Repo) -> None:
-    repo.write("intuned-runs.yaml", 'vars: {region: "{{ env.REGION }}", limit: "{{ env.LIMIT | default(5) }}"}\n')
+    repo.write(
+        "intuned-runs.yaml",
+        'vars: {region: "{{ env.REGION }}", limit: "{{ env.LIMIT | default(5) }}"}\nenv_allow: [REGION, LIMIT]\n',
+    )
     config = Config(Settings(chdir=str(repo.root)), {"REGION": "apac"})
     assert config.vars == {"region": "apac", "limit": 5}
     config = Config(Settings(chdir=str(repo.root)), {"REGION": "apac", "LIMIT": "9"})

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import Repo
+from intuned_runs.emulator.server import Emulator
+from tests.helpers import Repo, remote
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -71,7 +72,10 @@ def test_missing_runs_dir_is_an_error(repo: Repo) -> None:
     repo.write("intuned-runs.yaml", "runs_dir: nope\n")
     assert validate_lines(repo) == (
         1,
-        ["intuned-runs.yaml: error: runs_dir: runs_dir nope does not exist: create it or set runs_dir in the config"],
+        [
+            "intuned-runs.yaml:1:11: error: runs_dir: runs_dir nope does not exist: "
+            "create it or set runs_dir in the config"
+        ],
     )
 
 
@@ -224,7 +228,6 @@ def test_valid_names(repo: Repo, name: str) -> None:
         ("'a/b'", "'a/b'"),
         ("café", "'café'"),
         ("x" * 129, "'" + "x" * 129 + "'"),
-        ("7", "7"),  # an integer, not a name
         ("''", "''"),
     ],
 )
@@ -236,6 +239,43 @@ def test_invalid_names(repo: Repo, name: str, shown: str) -> None:
         f"runs.d/a.yaml:2:12: error: name: invalid run name {shown}: use letters, digits, '.', '_' and '-' "
         "(starting with a letter or digit, at most 128)"
     ]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("name", "10", "name must be a string, got integer 10"),
+        ("name", "true", "name must be a string, got boolean true"),
+        ("name", "'{{ 10 }}'", "name must be a string, got integer 10"),  # after rendering
+        ("name", "[a]", "name must be a string, got list"),
+        ("project", "10", "project must be a string, got integer 10"),
+        ("project", "'{{ 1.5 }}'", "project must be a string, got number 1.5"),
+    ],
+)
+def test_names_and_projects_that_render_to_a_non_string(repo: Repo, field: str, value: str, message: str) -> None:
+    other = "project: p" if field == "name" else "name: n"
+    repo.write(
+        "runs.d/a.yaml", f"runs:\n  - {other}\n    {field}: {value}\n    request: {{api: a, parameters: {{}}}}\n"
+    )
+    assert validate_lines(repo) == (1, [f"runs.d/a.yaml:3:{7 + len(field)}: error: {field}: {message}"])
+
+
+@pytest.mark.parametrize("project", ["'..'", "'.'", "'{{ \".\" * 2 }}'", "'-x'", "'has space'", "café", "'x%2Fy'"])
+def test_project_names_follow_the_name_pattern(repo: Repo, project: str, emulator: Emulator) -> None:
+    # `..` would make apply POST to /{ws}/run/start: a project is one URL path segment (docs/run-files.md).
+    repo.write(
+        "runs.d/a.yaml", f"runs:\n  - name: n\n    project: {project}\n    request: {{api: a, parameters: {{}}}}\n"
+    )
+    code, lines = validate_lines(repo)
+    assert code == 1
+    [line] = lines
+    assert line.startswith("runs.d/a.yaml:3:14: error: project: invalid project name '")
+    assert line.endswith("': use letters, digits, '.', '_' and '-' (starting with a letter or digit, at most 128)")
+    applied = repo.cli("apply", "--yes", *remote(emulator))
+    assert applied.code == 1
+    assert applied.err_lines[-1:] == [line]
+    assert emulator.received == []  # nothing sent
+    assert not (repo.root / ".intuned-runs" / "state.json").exists()
 
 
 def test_project_from_the_run_then_defaults_then_default_project(repo: Repo) -> None:

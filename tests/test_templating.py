@@ -93,8 +93,7 @@ def test_errors_carry_the_path_of_the_failing_string() -> None:
         ("{{ vars.nope.deeper | default(1) }}", "undefined: 'dict object' has no attribute 'nope'"),
         (
             "{{ env.NOPE }}",
-            "environment variable NOPE is not set (or not allowed by env_allow): "
-            "set it or use {{ env.NOPE | default('…') }}",
+            "environment variable NOPE is not set: set it or use {{ env.NOPE | default('…') }}",
         ),
         ("{{ }}", "template syntax error: Expected an expression, got 'end of print statement'"),
         ("{% if %}", "template syntax error: Expected an expression, got 'end of statement block'"),
@@ -114,9 +113,87 @@ def test_default_filter_applies_to_unset_environment_variables() -> None:
 def test_env_allow_globs_are_case_sensitive() -> None:
     assert render("{{ env.LIMIT }}", allow=("LIM*",)) == "50"
     assert render("{{ env.REGION }}", allow=("LIM*", "REG?ON")) == "eu"
-    assert error("{{ env.REGION }}", allow=("LIM*",)).startswith("environment variable REGION is not set")
-    assert error("{{ env.Lower }}", allow=("LOWER", "low*")).startswith("environment variable Lower is not set")
-    assert render("{{ env.REGION | default('hidden') }}", allow=()) == "hidden"
+    assert error("{{ env.REGION }}", allow=("LIM*",)) == (
+        "environment variable REGION is not allowed by env_allow (add it to env_allow)"
+    )
+    assert error("{{ env.Lower }}", allow=("LOWER", "low*")) == (
+        "environment variable Lower is not allowed by env_allow (add it to env_allow)"
+    )
+
+
+NOT_ADMITTED = "environment variable REGION is not allowed by env_allow (add it to env_allow)"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ env.REGION }}",
+        "{{ env['REGION'] }}",
+        "{{ env.REGION | default('hidden') }}",  # taking the default would hide why REGION is ignored
+        "{{ env.get('REGION', 'hidden') }}",
+        "{{ env.REGION is defined }}",
+        "prefix {{ env.REGION | d('x') }}",
+    ],
+)
+def test_a_name_env_allow_does_not_admit_is_an_error_even_under_default(source: str) -> None:
+    assert error(source, allow=()) == NOT_ADMITTED
+
+
+def test_the_default_env_allow_admits_only_the_tools_own_variables() -> None:
+    environ = {"INTUNED_WORKSPACE_ID": "ws", "INTUNED_BASE_URL": "http://b", "INTUNED_RUNS_ENV": "prod", "X": "1"}
+    source = "{{ env.INTUNED_WORKSPACE_ID }} {{ env.INTUNED_BASE_URL }} {{ env.INTUNED_RUNS_ENV }}"
+    assert render(source, allow=(), environ=environ) == "ws http://b prod"
+    assert error("{{ env.X }}", allow=(), environ=environ) == (
+        "environment variable X is not allowed by env_allow (add it to env_allow)"
+    )
+    # Admitted but unset: the other error, and there a default applies.
+    assert error("{{ env.INTUNED_RUNS_ENV }}", allow=(), environ={}) == (
+        "environment variable INTUNED_RUNS_ENV is not set: set it or use {{ env.INTUNED_RUNS_ENV | default('…') }}"
+    )
+    assert render("{{ env.INTUNED_RUNS_ENV | default('dev') }}", allow=(), environ={}) == "dev"
+
+
+def credential_refusal(name: str) -> str:
+    return (
+        f"environment variable {name} is not allowed by env_allow: it looks like a credential, which a glob "
+        f"never admits; use {{{{ secret('{name}') }}}} inside request (or list {name} by its exact name)"
+    )
+
+
+CREDENTIAL_NAMES = [
+    "AWS_SECRET_ACCESS_KEY",
+    "GITHUB_TOKEN",
+    "db_password",
+    "LDAP_PASSWD",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "SSH_PRIVATE_PATH",
+    "STRIPE_API_KEY",
+    "MY_ACCESS_KEY_ID",
+    "signing_key",
+    "Refresh_Token_2",
+]
+
+
+@pytest.mark.parametrize("name", CREDENTIAL_NAMES)
+@pytest.mark.parametrize("allow", [("*",), ("*_*", "AWS*", "*KEY*"), ()])
+def test_credential_looking_names_are_never_admitted_by_a_glob(name: str, allow: tuple[str, ...]) -> None:
+    environ = {name: "CANARY-credential-value"}
+    message = error(f"{{{{ env.{name} | default('x') }}}}", allow=allow, environ=environ)
+    assert message == credential_refusal(name)
+    assert "CANARY" not in message
+
+
+@pytest.mark.parametrize("name", CREDENTIAL_NAMES)
+def test_credential_looking_names_are_admitted_by_their_exact_name(name: str) -> None:
+    environ = {name: "value-1"}
+    assert render(f"{{{{ env.{name} }}}}", allow=("OTHER", name), environ=environ) == "value-1"
+    # Not case-insensitively, and not by a pattern that happens to equal it but for case.
+    assert error(f"{{{{ env.{name} }}}}", allow=(name.swapcase(),), environ=environ) == credential_refusal(name)
+
+
+@pytest.mark.parametrize("name", ["KEYBOARD", "MONKEY", "KEY_ID", "REGION", "SORT_KEYS"])
+def test_names_that_only_resemble_credentials_follow_the_globs(name: str) -> None:
+    assert render(f"{{{{ env.{name} }}}}", allow=("*",), environ={name: "v"}) == "v"
 
 
 @pytest.mark.parametrize(
@@ -266,7 +343,7 @@ def _run(request: str) -> str:
 
 def test_types_survive_into_the_rendered_request(repo: Repo, clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("LIMIT", "50")
-    repo.write("intuned-runs.yaml", "vars: {limit: 50}\n")
+    repo.write("intuned-runs.yaml", "vars: {limit: 50}\nenv_allow: [LIMIT]\n")
     repo.write(
         "runs.d/a.yaml",
         _run('parameters: {a: "{{ vars.limit }}", b: "{{ env.LIMIT }}", c: "n={{ vars.limit }}", d: "50"}'),
@@ -291,8 +368,8 @@ def test_types_survive_into_the_rendered_request(repo: Repo, clean_env: pytest.M
         ),
         (
             'parameters: {v: "{{ env.NOT_SET }}"}',
-            "runs.d/a.yaml:6:23: error: request.parameters.v: environment variable NOT_SET is not set "
-            "(or not allowed by env_allow): set it or use {{ env.NOT_SET | default('…') }}",
+            "runs.d/a.yaml:6:23: error: request.parameters.v: environment variable NOT_SET is not allowed by "
+            "env_allow (add it to env_allow)",
         ),
         (
             "parameters: {v: \"{{ ''.__class__.__mro__ }}\"}",
@@ -370,6 +447,7 @@ def test_secret_in_config_is_an_error(repo: Repo) -> None:
 
 def test_reading_a_secret_variable_through_env_is_an_error(repo: Repo, clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("HOOK_TOKEN", "CANARY-hook-token-123")
+    repo.write("intuned-runs.yaml", "env_allow: [HOOK_TOKEN]\n")  # admitted by its exact name, still refused
     repo.write(
         "runs.d/a.yaml",
         """
@@ -408,7 +486,7 @@ def test_reading_a_secret_variable_through_a_computed_env_name_is_an_error(
     repo: Repo, clean_env: pytest.MonkeyPatch
 ) -> None:
     clean_env.setenv("HOOK_TOKEN", "CANARY-hook-token-123")
-    repo.write("intuned-runs.yaml", "vars: {which: HOOK_TOKEN}\n")
+    repo.write("intuned-runs.yaml", "vars: {which: HOOK_TOKEN}\nenv_allow: [HOOK_TOKEN]\n")
     repo.write(
         "runs.d/a.yaml",
         """

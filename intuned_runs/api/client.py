@@ -52,6 +52,13 @@ class _Retry:
     after: float | None = None  # the server's Retry-After, in seconds
 
 
+def segment(text: str) -> str:
+    """One URL path segment, percent-encoded and never normalised: httpx resolves `.` and `..` segments
+    (`/ws/projects/../run/start` is `/ws/run/start`), so their dots are encoded too (docs/run-api.md)."""
+    encoded = quote(text, safe="")
+    return encoded.replace(".", "%2E") if encoded in (".", "..") else encoded
+
+
 def check_base_url(url: str) -> str:
     """Refuse plain HTTP except on loopback (docs/apply.md, Guards); return the URL without a trailing slash."""
     url = url.strip()
@@ -131,13 +138,13 @@ class Client:
 
     def _project_url(self, project: str) -> str:
         # projectName (docs/run-api.md) is one path segment, so `/` must become %2F.
-        return f"{self.base_url}/{quote(self.workspace_id, safe='')}/projects/{quote(project, safe='')}"
+        return f"{self.base_url}/{segment(self.workspace_id)}/projects/{segment(project)}"
 
     def start_url(self, project: str) -> str:
         return f"{self._project_url(project)}/run/start"
 
     def result_url(self, project: str, run_id: str) -> str:
-        return f"{self._project_url(project)}/run/{quote(run_id, safe='')}/result"
+        return f"{self._project_url(project)}/run/{segment(run_id)}/result"
 
     # -- start
 

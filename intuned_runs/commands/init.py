@@ -23,7 +23,9 @@ runs_dir: runs.d                   # where the run files are (default: runs.d)
 # state: .intuned-runs/state.json  # a path, or postgresql://... or s3://... for a shared state
 default_project: my-project        # the project of runs that name none
 # max_submit: 100                  # apply without a TTY refuses plans that submit more runs
-# env_allow: []                    # globs of environment variables templates may read as env.NAME
+# env_allow: []                    # globs of environment variables templates may read as env.NAME (default:
+#                                  # none; credential-looking names only by exact name: use secret('NAME'))
+# unknown_keys: error              # error | warn: request keys the Run API schema does not define
 
 vars:                              # templates read them as vars.NAME; --var KEY=VALUE overrides
   region: us

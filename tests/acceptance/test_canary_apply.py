@@ -188,3 +188,128 @@ def test_the_journal_of_a_killed_apply_holds_no_secret(user_repo: Repo, tmp_path
         "Plan: 0 to submit (0 new, 0 changed, 0 requested, 0 always), 0 unchanged, 1 manual, 0 to forget, 3 blocked."
     )
     assert leaks(everything(plan)) == []
+
+
+# -- a server echoing the body back encoded (docs/secrets.md, Redaction) ----------------------------------
+
+ESCAPED_CANARY = 'p@ss"w/rd+=&%Z9x'  # `"` is escaped in the JSON body, so the body holds `p@ss\"w/rd+=&%Z9x`
+ESCAPED_RUNS = """\
+runs:
+  - name: echoed
+    project: shop
+    trigger: always
+    request:
+      api: a
+      parameters: {}
+      sink:
+        type: webhook
+        url: https://hooks.example.com/x
+        headers: {Authorization: "{{ secret('ECHO_PASSWORD') }}"}
+"""
+ENCODINGS = {
+    "json": lambda body: body.decode(),
+    "base64": lambda body: base64.b64encode(body).decode(),
+    "base64-offset-1-unpadded": lambda body: base64.b64encode(b"<" + body).decode().rstrip("="),
+    "base64-offset-2": lambda body: base64.b64encode(b"<<" + body).decode(),
+    "urlsafe-base64": lambda body: base64.urlsafe_b64encode(body).decode(),
+    "urlsafe-base64-offset-1": lambda body: base64.urlsafe_b64encode(b"<" + body).decode().rstrip("="),
+    "urlsafe-base64-offset-2": lambda body: base64.urlsafe_b64encode(b"<<" + body).decode(),
+    "percent": lambda body: quote(body.decode(), safe=""),
+    "percent-plus": lambda body: quote_plus(body.decode()),
+    "hex": lambda body: body.hex(),
+    "HEX": lambda body: body.hex().upper(),
+}
+
+
+def encoded_leaks(text: str) -> list[str]:
+    """Every form of the canary and the API key an echo could carry, derived independently: each of the
+    value and its JSON-escaped text, raw, percent-encoded, hex, and the base64 characters that depend on
+    the value alone at each alignment (standard and URL-safe)."""
+    found = []
+    for value in (ESCAPED_CANARY, API_KEY):
+        for plain in {value, json.dumps(value)[1:-1]}:
+            raw = plain.encode()
+            forms = {plain, quote(plain, safe=""), quote_plus(plain), raw.hex(), raw.hex().upper()}
+            for offset in range(3):
+                encoded = base64.b64encode(b"\0" * offset + raw).decode()
+                core = encoded[(8 * offset + 5) // 6 : 8 * (offset + len(raw)) // 6]
+                forms |= {core, core.replace("+", "-").replace("/", "_")}
+            found += [form for form in forms if form in text]
+    return found
+
+
+def echo_server(encoding: str, status: int) -> ThreadingHTTPServer:
+    encode = ENCODINGS[encoding]
+
+    class Echo(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            key = self.headers.get("x-api-key", "").encode()
+            message = f"rejected {encode(body)} for key {encode(key)}"
+            data = json.dumps({"code": "INVALID", "category": "user", "message": message}).encode()
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.mark.parametrize("status", [400, 500])
+@pytest.mark.parametrize("encoding", list(ENCODINGS))
+def test_an_echo_in_any_encoding_of_the_escaped_secret_is_masked(
+    user_repo: Repo, env: pytest.MonkeyPatch, encoding: str, status: int
+) -> None:
+    env.setenv("ECHO_PASSWORD", ESCAPED_CANARY)
+    user_repo.write("runs.d/echo.yaml", ESCAPED_RUNS)
+    server = echo_server(encoding, status)
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        plan_file = user_repo.root / "plan.json"
+        saved = user_repo.cli("plan", "--out", str(plan_file), "--debug", "-v", *remote(url))
+        applied = user_repo.cli("apply", str(plan_file), "--debug", "-v", *remote(url))
+        as_json = user_repo.cli("apply", "--yes", "--json", "--debug", "--retry-unknown", *remote(url))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert applied.code == 1 and as_json.code == 1
+    assert "debug: ← " in applied.err  # the echoed answer was logged, masked
+    assert "***" in applied.err
+    for result in (saved, applied, as_json, user_repo.cli("plan", "-v"), user_repo.cli("state", "list", "--json")):
+        assert encoded_leaks(result.out + result.err) == []
+    assert encoded_leaks(plan_file.read_text(encoding="utf-8")) == []
+    for path in (user_repo.state_path, user_repo.journal_path):
+        if path.exists():
+            assert encoded_leaks(path.read_text(encoding="utf-8")) == []
+
+
+def test_watch_apply_masks_an_encoded_echo(user_repo: Repo, tmp_path: Path) -> None:
+    user_repo.write("runs.d/echo.yaml", ESCAPED_RUNS)
+    server = echo_server("base64-offset-2", 400)
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    log = tmp_path / "watch.log"
+    try:
+        with log.open("w") as sink:
+            watch = subprocess.Popen(
+                [*cli_command(), "-C", str(user_repo.root), "watch", "--apply", "--debug", "-v", *remote(url)],
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                env={**standard_env(), "ECHO_PASSWORD": ESCAPED_CANARY},
+            )
+            try:
+                wait_until(lambda: "✗ shop/echoed" in log.read_text(), timeout=30, what="the echoed failure")
+            finally:
+                watch.send_signal(signal.SIGINT)
+                watch.wait(timeout=30)
+    finally:
+        server.shutdown()
+        server.server_close()
+    shown = log.read_text()
+    assert "***" in shown  # the echo was shown, masked
+    assert encoded_leaks(shown) == []

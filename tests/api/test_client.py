@@ -345,6 +345,20 @@ def test_request_path_headers_and_body() -> None:
     assert json.loads(request.content) == BODY
 
 
+@pytest.mark.parametrize(
+    ("project", "segment"),
+    [("..", "%2E%2E"), (".", "%2E"), ("a..b", "a..b"), ("...", "..."), (".hidden", ".hidden"), ("%2E", "%252E")],
+)
+def test_a_project_is_one_segment_that_is_never_normalised(project: str, segment: str) -> None:
+    # httpx resolves dot segments: `..` unencoded would POST to /{ws}/run/start (docs/run-api.md).
+    recorder = Recorder(sequence(httpx.Response(201, json={"runId": "ru_1"})))
+    with make_client(recorder) as client:
+        client.start(project, BODY)
+        assert client.result_url(project, "..") == f"{BASE}/{WS}/projects/{segment}/run/%2E%2E/result"
+    (request,) = recorder.requests
+    assert request.url.raw_path == f"/api/v1/workspace/{WS}/projects/{segment}/run/start".encode()
+
+
 def test_result_url_encodes_project_and_run_id() -> None:
     with make_client(sequence(httpx.Response(200))) as client:
         assert client.result_url("my/proj", "ru/1") == f"{BASE}/{WS}/projects/my%2Fproj/run/ru%2F1/result"

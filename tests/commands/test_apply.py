@@ -320,7 +320,8 @@ def test_a_secret_only_needed_by_runs_not_submitted_is_not_needed(
         ),
         (
             ["--base-url", "URL", "--workspace-id", "not-a-uuid"],
-            "<flag --workspace-id>: error: 'not-a-uuid' is not a UUID (find the workspace ID in Intuned's settings)",
+            "<flag --workspace-id>: error: workspace_id 'not-a-uuid' is not a UUID "
+            "(find the workspace ID in Intuned's settings)",
         ),
         (
             ["--base-url", "http://api.example.com/api/v1/workspace", "--workspace-id", WS],

@@ -174,7 +174,7 @@ def test_config_schema_overrides_the_packaged_one(repo: Repo) -> None:
     assert (result.code, result.out_lines) == (1, ["runs.d/a.yaml:2:66: error: request.foo: must be at least 3"])
     repo.write("intuned-runs.yaml", "")  # the packaged schema knows no `foo`
     result = repo.cli("validate")
-    assert (result.code, result.out_lines) == (0, ["runs.d/a.yaml:2:66: warning: request.foo: unknown key 'foo'"])
+    assert (result.code, result.out_lines) == (1, ["runs.d/a.yaml:2:66: error: request.foo: unknown key 'foo'"])
 
 
 def test_missing_config_schema_is_an_error(repo: Repo) -> None:

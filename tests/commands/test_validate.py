@@ -108,7 +108,7 @@ def test_runs_dir_outside_the_repository(repo: Repo, tmp_path: Path) -> None:
     result = repo.cli("validate")
     assert (result.code, result.err) == (1, "")
     assert result.out_lines == [
-        f"intuned-runs.yaml: error: runs_dir: runs_dir {tmp_path / 'elsewhere'} resolves outside the repository "
+        f"intuned-runs.yaml:1:11: error: runs_dir: runs_dir {tmp_path / 'elsewhere'} resolves outside the repository "
         f"{repo.root}"
     ]
 
@@ -146,7 +146,7 @@ def test_text_format(repo: Repo) -> None:
     assert (result.code, result.err) == (1, "")
     assert result.out_lines == [
         "runs.d/a.yaml:8:20: error: request.sink.type: must be one of webhook, s3",
-        "runs.d/a.yaml:7:17: warning: request.saveTrce: unknown key 'saveTrce'; did you mean 'saveTrace'?",
+        "runs.d/a.yaml:7:17: error: request.saveTrce: unknown key 'saveTrce'; did you mean 'saveTrace'?",
         "runs.d/b.yaml:2:1: error: invalid YAML: did not find expected node content",
     ]
 
@@ -171,7 +171,7 @@ def test_json_format(repo: Repo) -> None:
                 "file": "runs.d/a.yaml",
                 "line": 7,
                 "col": 17,
-                "severity": "warning",
+                "severity": "error",
                 "path": "request.saveTrce",
                 "message": "unknown key 'saveTrce'; did you mean 'saveTrace'?",
             },
@@ -201,8 +201,7 @@ def test_github_format(repo: Repo) -> None:
     assert (result.code, result.err) == (1, "")
     assert result.out_lines == [
         "::error file=runs.d/a.yaml,line=8,col=20::request.sink.type: must be one of webhook, s3",
-        "::warning file=runs.d/a.yaml,line=7,col=17::request.saveTrce: unknown key 'saveTrce'; "
-        "did you mean 'saveTrace'?",
+        "::error file=runs.d/a.yaml,line=7,col=17::request.saveTrce: unknown key 'saveTrce'; did you mean 'saveTrace'?",
         "::error file=runs.d/b.yaml::file is larger than 10 MiB: split it into several files",
     ]
 
@@ -219,6 +218,7 @@ runs:
 
 
 def test_github_format_escapes_percent_cr_lf(repo: Repo) -> None:
+    repo.write("intuned-runs.yaml", "unknown_keys: warn\n")
     repo.write("runs.d/we%ird,na:me.yaml", ODD_KEY)
     result = repo.cli("validate", "--format", "github")
     assert (result.code, result.err) == (0, "")
@@ -229,6 +229,7 @@ def test_github_format_escapes_percent_cr_lf(repo: Repo) -> None:
 
 
 def test_text_format_keeps_one_problem_per_line(repo: Repo) -> None:
+    repo.write("intuned-runs.yaml", "unknown_keys: warn\n")
     repo.write("runs.d/a.yaml", ODD_KEY)
     result = repo.cli("validate")
     assert result.out == "runs.d/a.yaml:7:23: warning: request.100%\\r\\nsure: unknown key '100%\\r\\nsure'\n"

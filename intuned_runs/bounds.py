@@ -66,7 +66,7 @@ def size(value: Any, limit: int = MAX_VALUE) -> int:
     while stack and total <= limit:
         item = stack.pop()
         if isinstance(item, str):
-            total += len(item) + 2
+            total += len(item)
         elif isinstance(item, bool) or item is None:
             total += 5
         elif isinstance(item, int):
@@ -180,7 +180,7 @@ def _indent_size(s: Any, width: Any = 4, first: Any = False, blank: Any = False)
 
 
 def _wordwrap_size(
-    _env: Any, s: Any, width: Any = 79, break_long_words: Any = True, wrapstring: Any = None, *_: Any, **__: Any
+    s: Any, width: Any = 79, break_long_words: Any = True, wrapstring: Any = None, *_: Any, **__: Any
 ) -> int:
     text = size(s)
     return text + (text // max(_int(width, 79), 1) + _lines(s)) * (len(str(wrapstring)) if wrapstring else 1)
@@ -224,13 +224,14 @@ STR_METHODS: dict[str, Callable[..., int]] = {
 
 def filter_bounds() -> dict[str, Callable[..., int]]:
     """Filters whose result can be larger than their input: the size of the result, from their arguments
-    (with the filters' own parameter names, so keyword arguments work)."""
+    (with the filters' own parameter names, so keyword arguments work; without the context or environment
+    Jinja passes first to some)."""
     return {
         "center": lambda value, width=80: max(size(value), _int(width)),
         "format": lambda value, *args, **kwargs: printf_size(str(value), kwargs or tuple(args)),
         "indent": _indent_size,
         "wordwrap": _wordwrap_size,
-        "replace": lambda _ctx, s, old, new, count=None: _replace_size(s, old, new, count),
+        "replace": lambda s, old, new, count=None: _replace_size(s, old, new, count),
         "batch": lambda value, linecount, fill_with=None: _int(linecount) * (size(fill_with) + 2),
         "slice": lambda value, slices, fill_with=None: _int(slices) * (size(fill_with) + 2),
         **{name: _stringified for name in _STRINGIFY},

@@ -22,7 +22,7 @@ from typing import Any
 import jinja2
 from jinja2 import nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from jinja2.utils import generate_lorem_ipsum
+from jinja2.utils import _PassArg, generate_lorem_ipsum
 from jinja2.visitor import NodeTransformer
 from markupsafe import Markup
 
@@ -43,7 +43,8 @@ from intuned_runs.bounds import (
 )
 
 MAX_DEPTH = 50  # levels of brackets, blocks and unary operators
-TOO_DEEP = f"template nests too deeply (more than {MAX_DEPTH} levels): flatten it"
+MAX_LOOPS = 16  # nested `for`: Python compiles at most 20 nested loops
+TOO_DEEP = f"template nests too deeply (more than {MAX_DEPTH} levels, or {MAX_LOOPS} nested loops): flatten it"
 _OPEN = frozenset({"lparen", "lbracket", "lbrace"})
 _CLOSE = frozenset({"rparen", "rbracket", "rbrace"})
 _BLOCKS = frozenset({"if", "for", "macro", "call", "filter", "with", "block", "autoescape"})
@@ -52,17 +53,19 @@ _UNARY = frozenset({"sub", "add"})
 
 def check_depth(env: jinja2.Environment, source: str) -> None:
     """Refuse a template nesting deeper than MAX_DEPTH before Jinja's recursive parser reads it."""
-    depth = 0
+    depth = loops = 0
     run = 0  # consecutive unary operators nest too: `- - - 1`, `not not x`
     block_start = False
     try:
-        for _, kind, value in env.lex(source):
+        for _, kind, value in env.lexer.tokenize(source):  # lazily: a token at a time
             if kind in _OPEN or (block_start and kind == "name" and value in _BLOCKS):
                 depth += 1
+                loops += value == "for"
             elif kind in _CLOSE or (block_start and kind == "name" and value.startswith("end")):
                 depth -= 1
+                loops -= value == "endfor"
             run = run + 1 if kind in _UNARY or (kind == "name" and value == "not") else 0
-            if depth + run > MAX_DEPTH:
+            if depth + run > MAX_DEPTH or loops > MAX_LOOPS:
                 raise LimitError(TOO_DEEP)
             block_start = kind == "block_begin"
     except jinja2.TemplateSyntaxError:
@@ -149,11 +152,14 @@ class Sandbox(ImmutableSandboxedEnvironment):
         """`function`, refused when `bound` (of the same arguments) says its result would be too large;
         what it makes or reads is work."""
 
+        passes = _PassArg.from_obj(function) is not None  # a context or environment comes first
+
         @functools.wraps(function)
         def counted(*args: Any, **kwargs: Any) -> Any:
+            data = args[1:] if passes else args
             if bound is not None:
-                ensure(bound(*args, **kwargs), culprit)
-            self.budget.spend(sum(len(a) for a in args[:2] if isinstance(a, (str, list, tuple, dict))))
+                ensure(bound(*data, **kwargs), culprit)
+            self.budget.spend(sum(len(a) for a in data[:2] if isinstance(a, (str, list, tuple, dict))))
             result = function(*args, **kwargs)
             if isinstance(result, str):
                 ensure(len(result), culprit)

@@ -23,6 +23,7 @@ from jinja2.environment import TemplateExpression
 
 from intuned_runs import bounds, sandbox
 from intuned_runs.bounds import LimitError
+from intuned_runs.documents import MAX_INT_BITS, TOO_MANY_DIGITS
 from intuned_runs.sandbox import Sandbox
 
 API_KEY_VARIABLE = "INTUNED_API_KEY"
@@ -159,6 +160,8 @@ def _json_value(value: Any) -> Any:
     """A single expression keeps its value only if JSON can carry it (a tuple becomes a list);
     `{{ range(3) }}` or `{{ cycler }}` is an error, never a crash later in output or hashing."""
     if type(value) in _SCALARS:
+        if type(value) is int and value.bit_length() > MAX_INT_BITS:  # JSON output would refuse it
+            raise TemplateError(TOO_MANY_DIGITS)
         return valid_unicode(value) if type(value) is str else value
     if isinstance(value, str):  # `| tojson` gives Markup, a str that YAML output cannot represent
         return valid_unicode(str(value))
@@ -266,10 +269,10 @@ class Renderer:
             raise TemplateError(f"template syntax error: {e.message}") from e
         except LimitError as e:
             raise TemplateError(str(e)) from e
-        except (RecursionError, MemoryError) as e:  # a shape the depth checks do not foresee
+        except (RecursionError, SyntaxError) as e:  # a shape the depth checks do not foresee
             raise TemplateError(sandbox.TOO_DEEP) from e
         except ValueError as e:  # an integer literal of more than 4,300 digits
-            raise TemplateError(f"template syntax error: {e}") from e
+            raise TemplateError(f"template syntax error: {TOO_MANY_DIGITS}") from e
         self._cache[source] = compiled
         return compiled
 

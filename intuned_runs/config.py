@@ -91,7 +91,7 @@ def find_repository(start: Path) -> tuple[Path, Path | None]:
     """Walk up from `start` to the first config file, stopping at the directory holding `.git`."""
     for directory in (start, *start.parents):
         candidate = directory / CONFIG_NAME
-        if candidate.is_file():
+        if os.path.lexists(candidate):  # a FIFO or device is an error of the loader, never "no config"
             return directory, candidate
         if (directory / ".git").exists():
             break
@@ -109,9 +109,11 @@ class Config:
             raise UsageError(f"-C {settings.chdir}: no such directory")
         self.path: Path | None
         if settings.config:
-            path = (cwd / settings.config).resolve()
-            if not path.is_file():
+            path = cwd / settings.config
+            if not os.path.lexists(path):
                 raise UsageError(f"--config {settings.config}: no such file")
+            with contextlib.suppress(RuntimeError):  # a symlink loop (Python < 3.13): the loader reports it
+                path = path.resolve()
             self.repository, self.path = path.parent, path
         else:
             self.repository, self.path = find_repository(cwd)

@@ -8,8 +8,11 @@ later can be addressed to its line and column (`locate`).
 
 from __future__ import annotations
 
+import errno
 import math
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,6 +76,16 @@ _NUMERIC_START = frozenset("0123456789+-.")
 _YAML11_WORDS = frozenset({"yes", "Yes", "YES", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF"})
 
 
+MAX_INT_BITS = 14_000  # about 4,300 digits: Python (and so JSON output) refuses longer integers
+TOO_MANY_DIGITS = "integer has more than 4,300 digits: quote it to keep it as text"
+
+
+def _bounded(value: int) -> int:
+    if value.bit_length() > MAX_INT_BITS:
+        raise ValueError(TOO_MANY_DIGITS)
+    return value
+
+
 def plain_scalar(text: str) -> Any:
     """Resolve an untagged plain scalar with the YAML 1.2 core schema."""
     if text in _WORDS:
@@ -82,9 +95,9 @@ def plain_scalar(text: str) -> Any:
     if _INT10.match(text):
         return int(text)
     if _INT8.match(text):
-        return int(text[2:], 8)
+        return _bounded(int(text[2:], 8))
     if _INT16.match(text):
-        return int(text[2:], 16)
+        return _bounded(int(text[2:], 16))
     if _FLOAT.match(text):
         return float(text)
     if _INF.match(text):
@@ -157,10 +170,10 @@ class _Builder:
         if tag == PLAIN_TAG:
             if text in _YAML11_WORDS:
                 self.yaml11.append(node)
-            return plain_scalar(text) if text else None
+            return self.plain(node) if text else None
         if tag == STR_TAG:
             return text
-        value = plain_scalar(text) if text else None
+        value = self.plain(node) if text else None
         if tag == "tag:yaml.org,2002:null" and value is None:
             return None
         if tag == "tag:yaml.org,2002:bool" and isinstance(value, bool):
@@ -170,6 +183,12 @@ class _Builder:
         if tag == "tag:yaml.org,2002:float" and isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
         raise DocumentError(f"unsupported tag {tag} for {text!r}", *_mark(node))
+
+    def plain(self, node: yaml.ScalarNode) -> Any:
+        try:
+            return plain_scalar(node.value)
+        except ValueError as e:  # a decimal integer of more than 4,300 digits
+            raise DocumentError(TOO_MANY_DIGITS, *_mark(node)) from e
 
     def warnings(self, root: yaml.Node) -> list[Problem]:
         problems = []
@@ -208,17 +227,56 @@ def _path_to(root: yaml.Node, target: yaml.Node) -> tuple[str | int, ...] | None
     return None
 
 
+_SYMLINK_LOOP = "symlink loop: the link leads back to itself; point it at a file or remove it"
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def _not_regular(mode: int) -> DocumentError:
+    return DocumentError(f"is {_kind(mode)}, not a regular file: only regular files are read")
+
+
 def read_text(root: Path, relative: str) -> str:
-    """Read a file of the repository, enforcing size, UTF-8 and staying inside the repository."""
+    """Read a file of the repository, enforcing size, UTF-8 and staying inside the repository.
+
+    Only regular files (docs/security.md, Files): the file is opened without blocking (a FIFO would wait
+    for a writer forever) and checked with fstat, so nothing can swap it between the check and the read."""
     path = root / relative
     try:
         resolved = path.resolve(strict=True)
+    except RuntimeError as e:  # Python before 3.13 reports a symlink loop this way
+        raise DocumentError(_SYMLINK_LOOP) from e
     except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise DocumentError(_SYMLINK_LOOP) from e
         raise DocumentError(f"cannot read file: {e.strerror or e}") from e
     if not resolved.is_relative_to(root.resolve()):
         raise DocumentError("resolves outside the repository: move the file inside it or remove the link")
     try:
-        with resolved.open("rb") as f:
+        fd = os.open(resolved, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except OSError as e:
+        try:
+            mode = os.stat(resolved).st_mode
+        except OSError:
+            mode = stat.S_IFREG
+        if not stat.S_ISREG(mode):  # a socket cannot be opened at all
+            raise _not_regular(mode) from e
+        raise DocumentError(f"cannot read file: {e.strerror or e}") from e
+    try:
+        with os.fdopen(fd, "rb") as f:
+            mode = os.fstat(f.fileno()).st_mode
+            if not stat.S_ISREG(mode):
+                raise _not_regular(mode)
             data = f.read(MAX_BYTES + 1)
     except OSError as e:
         raise DocumentError(f"cannot read file: {e.strerror or e}") from e

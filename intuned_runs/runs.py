@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from intuned_runs import documents
+from intuned_runs.bounds import MAX_FILE
 from intuned_runs.config import Config, deep_merge
 from intuned_runs.fingerprint import fingerprint
 from intuned_runs.names import check_name, check_project
@@ -127,6 +128,7 @@ class Loader:
         result.problems += [replace(w, path=_RUN_PREFIX.sub("", w.path)) for w in document.warnings]
         self.renderer.env_reads = set()
         self.renderer.env.reads.clear()
+        self.renderer.start_file()
         self._load_document(document, result)
         result.problems = list(dict.fromkeys(result.problems))  # a matrix repeats its problems
         # Static reads (also in branches not taken) and the names actually asked for (`env[vars.x]`).
@@ -292,6 +294,8 @@ class Loader:
         """Render one run in order (matrix → name → project → labels → trigger → request; see
         docs/templating.md, Render order). A field that fails is reported and left out of `run.*`; the later
         fields are still checked, so one validate shows every problem of the run."""
+        if self.renderer.rendered > MAX_FILE:
+            return  # past the file's limit, reported once where it was passed (docs/templating.md, Limits)
         run: dict[str, Any] = {}
         context = {**base, "matrix": combination, "run": run}
         ok = True
@@ -354,6 +358,7 @@ class Loader:
 
     def render_real(self, run: Run) -> dict[str, Any]:
         """The body apply sends: the same request rendered with the real secret values."""
+        self._real.start_file()
         value = self._real.render(run.raw_request, run.context, secrets_allowed=True, path=("request",))
         assert isinstance(value, dict)
         return value

@@ -18,13 +18,15 @@ from typing import Any
 
 import jinja2
 from jinja2 import meta, nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.environment import TemplateExpression
 
-from intuned_runs import env_allow
+from intuned_runs import bounds, env_allow, sandbox
+from intuned_runs.bounds import LimitError
+from intuned_runs.documents import MAX_INT_BITS, TOO_MANY_DIGITS
+from intuned_runs.sandbox import Sandbox
 
 API_KEY_VARIABLE = "INTUNED_API_KEY"
 API_KEY_READ = f"env.{API_KEY_VARIABLE} may not be read by templates: the API key stays out of runs"
-MAX_RESULT_LENGTH = 1_000_000  # `'x' * 10**9` must not exhaust memory
 # Exactly one `{{ expression }}` and nothing else (no trailing newline); `{{-`/`-}}` trim markers are
 # Jinja's whitespace control, not part of the expression.
 _SINGLE = re.compile(r"\A\{\{-?(?P<expr>(?:(?!\{\{|\}\}|\{%|\{#).)*?)-?\}\}\Z", re.DOTALL)
@@ -82,23 +84,6 @@ class _Undefined(jinja2.StrictUndefined):
         return f"undefined: {super()._undefined_message}"
 
 
-class _Sandbox(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset(["*", "**"])
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and isinstance(right, (int, float)) and abs(right) > 64:
-            raise TemplateError("exponent too large")
-        if operator == "*":
-            for seq, count in ((left, right), (right, left)):
-                if (
-                    isinstance(seq, (str, list, tuple))
-                    and isinstance(count, int)
-                    and len(seq) * count > MAX_RESULT_LENGTH
-                ):
-                    raise TemplateError("result of '*' is too large")
-        return super().call_binop(context, operator, left, right)
-
-
 @dataclass(frozen=True)
 class _Compiled:
     render: Any  # callable(context) -> value
@@ -153,13 +138,28 @@ def _analyse(ast: nodes.Node) -> tuple[bool, bool, frozenset[str], frozenset[str
 _SCALARS = (str, bool, int, float, type(None))
 
 
+def valid_unicode(text: str) -> str:
+    """A lone surrogate (`'\\ud800'`) cannot be written as UTF-8: an error at its value, not a crash
+    when the value is output, hashed or sent (docs/templating.md, Limits)."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise TemplateError(
+                f"not valid Unicode: {text[e.start]!r} at character {e.start + 1} is a lone surrogate"
+            ) from e
+    return text
+
+
 def _json_value(value: Any) -> Any:
     """A single expression keeps its value only if JSON can carry it (a tuple becomes a list);
     `{{ range(3) }}` or `{{ cycler }}` is an error, never a crash later in output or hashing."""
     if type(value) in _SCALARS:
-        return value
+        if type(value) is int and value.bit_length() > MAX_INT_BITS:  # JSON output would refuse it
+            raise TemplateError(TOO_MANY_DIGITS)
+        return valid_unicode(value) if type(value) is str else value
     if isinstance(value, str):  # `| tojson` gives Markup, a str that YAML output cannot represent
-        return str(value)
+        return valid_unicode(str(value))
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, int):
@@ -171,7 +171,7 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_json_value(v) for v in value]
     if isinstance(value, dict):
-        return {k: _json_value(v) for k, v in value.items()}
+        return {_json_value(k): _json_value(v) for k, v in value.items()}
     raise TemplateError(
         f"the expression gives a {type(value).__name__}, not a string, number, boolean, null, list or mapping"
     )
@@ -202,7 +202,8 @@ class Renderer:
         self.environ = environ
         self.env = EnvVars(environ, env_allow)
         self.placeholders = placeholders
-        self._jinja = _Sandbox(undefined=_Undefined, autoescape=False, keep_trailing_newline=True)
+        self._jinja = Sandbox(undefined=_Undefined, autoescape=False, keep_trailing_newline=True)
+        self.rendered = 0  # characters of the values rendered since `start_file`
         self._cache: dict[str, _Compiled] = {}
         self._constants: dict[str, Any] = {}
         self._fill_unset = False  # per view: placeholders and real secrets never mix
@@ -216,8 +217,14 @@ class Renderer:
         real = Renderer(self.environ, (), placeholders=False)
         real.env = self.env
         real._cache = self._cache  # compiled code does not depend on the view
+        real._jinja = self._jinja  # compiled code charges its environment's budget
         real._fill_unset = fill_unset
         return real
+
+    def start_file(self) -> None:
+        """A new budget of work and size: one per run file (docs/templating.md, Limits)."""
+        self._jinja.budget = bounds.Budget()
+        self.rendered = 0
 
     def _secret(self, name: Any) -> str:
         if not isinstance(name, str):
@@ -237,17 +244,30 @@ class Renderer:
         if compiled is not None:
             return compiled
         try:
+            sandbox.check_depth(self._jinja, source)  # before the parser, which recurses per level
             ast = self._jinja.parse(source)
+            sandbox.check_tree_depth(ast)  # before the compiler, which recurses per node
             uses, outside, env_names, secret_names = _analyse(ast)
-            match = _SINGLE.match(source)
-            if match:
-                expression = self._jinja.compile_expression(match["expr"], undefined_to_none=False)
-                compiled = _Compiled(expression, True, uses, outside, env_names, secret_names, _constant(ast))
+            constant = _constant(ast)
+            ast = sandbox.guard(ast)
+            if _SINGLE.match(source):
+                output = ast.body[0]
+                assert isinstance(output, nodes.Output) and len(output.nodes) == 1
+                body = [nodes.Assign(nodes.Name("result", "store"), output.nodes[0], lineno=1)]
+                template = self._jinja.from_string(nodes.Template(body, lineno=1))
+                expression = TemplateExpression(template, undefined_to_none=False)
+                compiled = _Compiled(expression, True, uses, outside, env_names, secret_names, constant)
             else:
-                template = self._jinja.from_string(source)
-                compiled = _Compiled(template.render, False, uses, outside, env_names, secret_names, _constant(ast))
+                template = self._jinja.from_string(ast)
+                compiled = _Compiled(template.render, False, uses, outside, env_names, secret_names, constant)
         except jinja2.TemplateSyntaxError as e:
             raise TemplateError(f"template syntax error: {e.message}") from e
+        except LimitError as e:
+            raise TemplateError(str(e)) from e
+        except (RecursionError, SyntaxError) as e:  # a shape the depth checks do not foresee
+            raise TemplateError(sandbox.TOO_DEEP) from e
+        except ValueError as e:  # an integer literal of more than 4,300 digits
+            raise TemplateError(f"template syntax error: {TOO_MANY_DIGITS}") from e
         self._cache[source] = compiled
         return compiled
 
@@ -274,12 +294,21 @@ class Renderer:
 
     def _render(self, compiled: _Compiled, context: Mapping[str, Any]) -> Any:
         full = {"env": self.env, "secret": self._secret, **context}
+        budget = self._jinja.budget
+        budget.start_value()
         try:
             value = compiled.render(**full) if compiled.single else compiled.render(full)
             if compiled.single:
+                budget.output(bounds.size(value))
                 value = _json_value(value)
+            else:
+                valid_unicode(value)
         except TemplateError:
             raise
+        except LimitError as e:
+            raise TemplateError(str(e)) from e
+        except RecursionError as e:  # a macro calling itself
+            raise TemplateError(sandbox.TOO_DEEP) from e
         except jinja2.UndefinedError as e:
             raise TemplateError(str(e.message)) from e
         except jinja2.exceptions.SecurityError as e:
@@ -305,13 +334,20 @@ class Renderer:
         raising at the first, so one validate reports them all (docs/validation.md)."""
         if isinstance(value, str):
             try:
-                return self.render_string(value, context, secrets_allowed=secrets_allowed)
+                result = self.render_string(value, context, secrets_allowed=secrets_allowed)
+                before = self.rendered
+                self.rendered += len(result) if isinstance(result, str) else bounds.size(result, bounds.MAX_FILE)
+                if before <= bounds.MAX_FILE < self.rendered:  # once: the loader stops the file there
+                    raise TemplateError(f"{bounds.TOO_LARGE}: the runs of one file would make more than 64 MiB")
+                return result
             except TemplateError as e:
                 if errors is None:
                     raise TemplateError(e.message, path) from e
                 errors.append(TemplateError(e.message, path))
                 return None
+        self.rendered += 8  # a key or an item, and its punctuation
         if isinstance(value, dict):
+            self.rendered += 8 * len(value)
             return {
                 k: self.render(v, context, secrets_allowed=secrets_allowed, path=(*path, k), errors=errors)
                 for k, v in value.items()

@@ -15,6 +15,7 @@ import pytest
 
 from intuned_runs.emulator.server import Emulator
 from tests.helpers import API_KEY, SECRETS, TOOL_VARIABLES, Repo
+from tests.services import PostgresServer, S3Server, moto_s3, postgres_cluster
 
 
 @pytest.fixture
@@ -60,3 +61,17 @@ def user_repo(tmp_path: Path, env: pytest.MonkeyPatch) -> Repo:
 def emulator() -> Iterator[Emulator]:
     with Emulator(complete_after=0) as emu:
         yield emu
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL cluster for the session (tests/services.py)."""
+    with postgres_cluster() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[S3Server]:
+    """moto's standalone S3 server for the session (tests/services.py)."""
+    with moto_s3() as server:
+        yield server

@@ -166,7 +166,7 @@ class PostgresBackend:
             raise RuntimeError("PostgresBackend.lock() is not reentrant")
         conn = self._connect()
         try:
-            self._setup(conn)
+            self.create_tables(conn)
             self._acquire(conn, command, timeout)
         except BaseException as e:
             conn.close()
@@ -183,7 +183,7 @@ class PostgresBackend:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (self._key,))
             conn.close()
 
-    def _setup(self, conn: psycopg.Connection[Any]) -> None:
+    def create_tables(self, conn: psycopg.Connection[Any]) -> None:
         """Create the schema and tables on first use; several processes may start at once."""
         if self._tables_exist(conn):
             return

@@ -95,6 +95,12 @@ class PostgresBackend:
                 autocommit=True,
                 connect_timeout=CONNECT_TIMEOUT,
                 application_name="intuned-runs",
+                # A dead network is noticed within a minute, not after the kernel's two hours: the journal
+                # then fails, and the apply stops sending (docs/shared-state.md, PostgreSQL).
+                keepalives=1,
+                keepalives_idle=20,
+                keepalives_interval=10,
+                keepalives_count=3,
             )
         except psycopg.Error as e:
             raise StateError(f"cannot connect to state {self.display}: {_first_line(e)}") from None

@@ -36,7 +36,6 @@ from intuned_runs.state.journal import (
     WorkspaceRecord,
 )
 from intuned_runs.state.model import Entry, State, Unknown, bump
-from intuned_runs.state.postgres import PostgresBackend
 from intuned_runs.state.store import StateStore
 from tests.helpers import PROJECT
 from tests.services import PostgresServer
@@ -86,6 +85,8 @@ def opener(where: str) -> Opener:
         location = parse_location(where, Path("/"))
         kwargs.setdefault("clock", FakeClock())
         if where.startswith("postgresql://"):
+            from intuned_runs.state.postgres import PostgresBackend  # psycopg: only where it is tested
+
             return PostgresBackend(location, **kwargs)  # type: ignore[arg-type]
         return StateStore(location.path, **kwargs)  # type: ignore[union-attr]
 

@@ -8,13 +8,16 @@ and the standard secrets. The shared pieces themselves are in `tests/helpers.py`
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from intuned_runs.emulator.server import Emulator
 from tests.helpers import API_KEY, SECRETS, TOOL_VARIABLES, Repo
+from tests.services import PostgresServer, S3Server, moto_s3, postgres_cluster
+from tests.state_backends import PostgresStateStore
 
 
 @pytest.fixture
@@ -60,3 +63,37 @@ def user_repo(tmp_path: Path, env: pytest.MonkeyPatch) -> Repo:
 def emulator() -> Iterator[Emulator]:
     with Emulator(complete_after=0) as emu:
         yield emu
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL cluster for the session (tests/services.py)."""
+    with postgres_cluster() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[S3Server]:
+    """moto's standalone S3 server for the session (tests/services.py)."""
+    with moto_s3() as server:
+        yield server
+
+
+STATE_BACKENDS = ["file", "postgresql"]  # s3 joins here (tests/state_backends.py)
+
+
+@pytest.fixture(params=STATE_BACKENDS)
+def state_backend(request: pytest.FixtureRequest) -> Callable[[Repo], Repo]:
+    """Attach a state of this backend to a repository (tests/state_backends.py): `Repo.cli` passes its
+    `--state`, `Repo.state()` and `Repo.store` read and write it behind the tool's back. The file backend
+    is the repository's default state."""
+    if request.param == "file":
+        return lambda repo: repo
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+
+    def attach(repo: Repo) -> Repo:
+        name = f"test-{uuid.uuid4().hex[:12]}"  # a state of its own in the session's database
+        repo.store = PostgresStateStore(server.url(name), server.conninfo(), name)
+        return repo
+
+    return attach

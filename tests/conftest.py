@@ -15,6 +15,7 @@ import pytest
 
 from intuned_runs.emulator.server import Emulator
 from tests.helpers import API_KEY, SECRETS, TOOL_VARIABLES, Repo
+from tests.s3_server import moto_server, s3  # noqa: F401  (fixtures: moto's S3 server, a fresh bucket)
 
 
 @pytest.fixture

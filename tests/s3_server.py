@@ -115,7 +115,7 @@ class S3Place:
     def url(self, key: str = "state.json") -> str:
         return f"s3://{self.bucket}/{key}?endpoint={self.endpoint}&region={REGION}&path_style=true"
 
-    def keys(self, prefix: str = "") -> list[str]:
+    def object_keys(self, prefix: str = "") -> list[str]:
         response = self.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix)
         return [item["Key"] for item in response.get("Contents", ())]
 

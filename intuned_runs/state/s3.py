@@ -193,6 +193,10 @@ class S3Backend:
         if where not in _probed:
             raise StateError(NOT_ENFORCED)
 
+    def exists(self) -> bool:
+        """Whether a state (or a journal) is kept here: `state migrate` never overwrites one."""
+        return self.objects.get(self.key) is not None or bool(self.objects.list(self.journal_prefix))
+
     def force_unlock(self) -> str | None:
         """`state unlock`: remove the lease object; returns the holder it named, or None."""
         return force_unlock(self.objects, self.lock_key)

@@ -53,14 +53,16 @@ def intent(key: str) -> dict[str, object]:
 
 def test_state_object_is_the_file_format_and_round_trips(s3: S3Place) -> None:
     store = backend(s3)
-    assert store.load().serial == 0 and s3.keys() == []  # nothing there: empty, and load wrote nothing
+    assert store.load().serial == 0 and s3.object_keys() == []  # nothing there: empty, and load wrote nothing
+    assert not store.exists()
     state = base_state(shop__a=submitted())
     with store.lock("test"):
         store.fold()
         store.write(state)
     assert s3.read("state.json").decode() == dumps(state)
     assert backend(s3).load() == state
-    assert s3.keys() == ["state.json"]  # the lock and the probe are gone
+    assert s3.object_keys() == ["state.json"]  # the lock and the probe are gone
+    assert store.exists()
 
 
 def test_a_lost_race_is_an_error_never_an_overwrite(s3: S3Place) -> None:
@@ -102,12 +104,12 @@ def test_apply_cycle_journal_objects_then_fold(s3: S3Place) -> None:
             journal.append_durable(WorkspaceRecord(WS))
             journal.append_durable(IntentRecord("shop/a", "sha256:a", {"api": "a"}, T1))
             # durable means: an object holding it exists before the request is sent
-            assert s3.keys("state.json.journal/") != []
+            assert s3.object_keys("state.json.journal/") != []
             journal.append(SubmittedRecord("shop/a", "ru_2", "pending", T1))
             journal.append_durable(IntentRecord("shop/b", "sha256:b", {"api": "b"}, T1))
             journal.append(FailedRecord("shop/b", T1))
             journal.append_durable(IntentRecord("shop/c", "sha256:c", {"api": "c"}, T1))
-        keys = s3.keys("state.json.journal/")
+        keys = s3.object_keys("state.json.journal/")
         assert keys[0] == f"state.json.journal/{LINEAGE}/0000000001"
         assert keys == sorted(keys)
         first = s3.read(keys[0]).splitlines()[0]
@@ -120,7 +122,7 @@ def test_apply_cycle_journal_objects_then_fold(s3: S3Place) -> None:
         folded = store.fold()
     assert folded == loaded
     assert folded.serial == 5
-    assert s3.keys("state.json.journal/") == []
+    assert s3.object_keys("state.json.journal/") == []
     assert backend(s3).load() == folded
 
 
@@ -132,7 +134,7 @@ def test_a_new_journal_folds_a_crashed_one_first(s3: S3Place) -> None:
         assert journal.base.serial == 5
         assert journal.base.entries["shop/x"].unknown == Unknown(T1, NO_OUTCOME)
         journal.append_durable(IntentRecord("shop/y", "sha256:y", {}, T1))
-    keys = s3.keys("state.json.journal/")
+    keys = s3.object_keys("state.json.journal/")
     assert keys == [f"state.json.journal/{LINEAGE}/0000000001"]
     assert json.loads(s3.read(keys[0]).splitlines()[0])["base_serial"] == 5
 
@@ -154,7 +156,7 @@ def test_many_records_group_into_few_objects_and_replay_in_order(s3: S3Place) ->
             thread.join()
     state = backend(s3).load()
     assert {k: e.run_id for k, e in state.entries.items()} == {f"shop/r{n}": f"ru_{n}" for n in range(40)}
-    assert len(s3.keys("state.json.journal/")) <= 80
+    assert len(s3.object_keys("state.json.journal/")) <= 80
 
 
 def test_a_missing_journal_object_before_later_ones_is_an_error(s3: S3Place) -> None:
@@ -201,7 +203,7 @@ def test_objects_of_a_folded_journal_are_ignored_then_removed(s3: S3Place) -> No
     store = backend(s3)
     with store.lock("test"):
         assert store.fold().serial == 5
-    assert s3.keys("state.json.journal/") == []
+    assert s3.object_keys("state.json.journal/") == []
 
 
 def test_redactor_masks_a_secret_in_journal_and_state(s3: S3Place) -> None:
@@ -211,7 +213,7 @@ def test_redactor_masks_a_secret_in_journal_and_state(s3: S3Place) -> None:
     with store.lock("test"):
         with store.journal() as journal:
             journal.append_durable(IntentRecord("shop/a", "sha256:a", {"token": "hunter2-secret"}, T1))
-        assert all(b"hunter2" not in s3.read(k) for k in s3.keys("state.json.journal/"))
+        assert all(b"hunter2" not in s3.read(k) for k in s3.object_keys("state.json.journal/"))
         store.fold()
     assert b"hunter2" not in s3.read("state.json")
 
@@ -239,7 +241,7 @@ def test_the_lock_object_names_its_holder_and_a_second_one_is_refused(s3: S3Plac
     holder = f"pid {info['pid']} on host {info['host']} since {info['since']} (intuned-runs apply)"
     assert f"state is locked by {holder}" in message
     assert "--lock-timeout" in message and "state unlock" in message
-    assert s3.keys() == []  # released
+    assert s3.object_keys() == []  # released
 
 
 def test_lock_timeout_waits_for_the_holder(s3: S3Place) -> None:
@@ -329,7 +331,7 @@ def test_a_holder_that_loses_its_lease_stops_journaling_intents(s3: S3Place) -> 
 def test_force_unlock_removes_the_lease_and_names_its_holder(s3: S3Place) -> None:
     dead_holder(s3, expires_in=60)
     assert backend(s3).force_unlock() == "pid 4242 on host gone since 2026-01-01T00:00:00Z (intuned-runs apply)"
-    assert s3.keys() == []
+    assert s3.object_keys() == []
     assert backend(s3).force_unlock() is None
 
 

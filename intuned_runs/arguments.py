@@ -28,6 +28,7 @@ EXAMPLES = {
     "state mv": "intuned-runs state mv pricing-scraper/us-daily pricing-scraper/daily-us",
     "state forget": "intuned-runs state forget 'legacy/*' --yes",
     "state resolve": "intuned-runs state resolve portal/orders --submitted --run-id ru_V1StGXR8_Z5jdHi6B-myT --yes",
+    "state migrate": "intuned-runs state migrate --to 'postgresql://ci@db.internal/intuned?name=prod' --yes",
     "state unlock": "intuned-runs state unlock",
     "emulator": "intuned-runs emulator --port 8787 --fail 429:0.1 503:0.05 --result failed:0.2 --seed 7 -v",
     "completion": "intuned-runs completion bash > ~/.local/share/bash-completion/completions/intuned-runs",
@@ -137,6 +138,15 @@ def _lock_timeout(parser: argparse.ArgumentParser, default: str = "0s") -> None:
     )
 
 
+def _state(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--state",
+        metavar="STATE",
+        help="the state: a path, postgresql://… or s3://… (default: the config's state, "
+        ".intuned-runs/state.json, or .intuned-runs/NAME.json with --env NAME)",
+    )
+
+
 def _read_timeout(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--read-timeout", type=duration, default="60s", metavar="DUR", help="wait up to DUR per response (default: 60s)"
@@ -189,6 +199,7 @@ def build_parser() -> Parser:
     p.add_argument("directory", nargs="?", default=".", metavar="DIR", help="where (default: the current directory)")
 
     p = command("validate", "load, render and validate every run file")
+    _state(p)
     _flag(p, "--strict", help="treat warnings as errors")
     p.add_argument(
         "--format",
@@ -202,6 +213,7 @@ def build_parser() -> Parser:
         "selectors", nargs="*", metavar="SEL", help=f"only matching runs (default: every run). {SELECTOR_HELP}"
     )
     _flag(p, "--json", help="one JSON document instead of YAML")
+    _state(p)
 
     p = command(
         "plan",
@@ -210,6 +222,7 @@ def build_parser() -> Parser:
         "matches, minus the --exclude matches: so --run X alone plans only X.",
     )
     _selection(p)
+    _state(p)
     p.add_argument("--out", metavar="FILE", help="save the plan for 'intuned-runs apply FILE' (default: not saved)")
     p.add_argument("--format", choices=("text", "json", "markdown"), default="text", help="the output (default: text)")
     _flag(p, "--json", help="the same as --format json")
@@ -231,6 +244,7 @@ def build_parser() -> Parser:
         "planfile", nargs="?", metavar="PLANFILE", help="apply exactly a plan saved with plan --out (default: plan now)"
     )
     _selection(p)
+    _state(p)
     _flag(p, "--yes", "-y", help="do not ask for confirmation")
     p.add_argument(
         "--concurrency", type=positive, default=8, metavar="N", help="requests in flight at once (default: 8)"
@@ -256,6 +270,7 @@ def build_parser() -> Parser:
 
     p = command("watch", "keep a directory planned (or applied) as it is edited")
     _selection(p)
+    _state(p)
     _flag(p, "--apply", help="apply after every change, without a prompt")
     p.add_argument(
         "--concurrency", type=positive, default=8, metavar="N", help="requests in flight at once (default: 8)"
@@ -293,6 +308,7 @@ def build_parser() -> Parser:
     p.add_argument("selectors", nargs="*", metavar="SEL", help=f"only matching entries (default: all). {SELECTOR_HELP}")
     _flag(p, "--json", help="one JSON document")
     _flag(p, "--detailed-exitcode", help="exit 2 when a run failed or was canceled")
+    _state(p)
     _read_timeout(p)
     _lock_timeout(p, "30s")
 
@@ -308,6 +324,7 @@ def _state_commands(parser: argparse.ArgumentParser) -> None:
 
     def state_command(name: str, help_text: str, *, writes: bool = True) -> argparse.ArgumentParser:
         s = _subcommand(state_sub, name, help_text, f"state {name}")
+        _state(s)
         if writes:
             _lock_timeout(s)
         return s
@@ -330,6 +347,9 @@ def _state_commands(parser: argparse.ArgumentParser) -> None:
     _flag(group, "--submitted", help="it did start")
     _flag(group, "--not-submitted", help="it did not start: offer it again")
     s.add_argument("--run-id", metavar="ID", help="with --submitted: its run ID (default: none)")
+    _flag(s, "--yes", "-y", help="do not ask for confirmation")
+    s = state_command("migrate", "copy the state to another backend or path; the source is left as it was")
+    s.add_argument("--to", required=True, metavar="STATE", help="the target: a path, postgresql://… or s3://… (default: none, required)")
     _flag(s, "--yes", "-y", help="do not ask for confirmation")
     state_command("unlock", "remove a stale lock (for filesystems without flock)", writes=False)
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from intuned_runs import documents
 from intuned_runs.errors import ConfigError, ProblemsFound, UsageError
+from intuned_runs.location import FileLocation, Location, LocationError, is_url, parse_location
 from intuned_runs.problems import Problem
 from intuned_runs.redaction import Redactor
 from intuned_runs.suggest import did_you_mean
@@ -59,6 +60,7 @@ class Settings:
     vars: tuple[str, ...] = ()
     workspace_id: str | None = None
     base_url: str | None = None
+    state: str | None = None  # --state: a path or URL (docs/shared-state.md)
     emulator: bool = False  # state under .intuned-runs/emulator/, never mixed with a real one
 
 
@@ -251,19 +253,41 @@ class Config:
         return self._path("runs_dir")
 
     @cached_property
-    def state_path(self) -> Path:
+    def state_location(self) -> Location:
+        """Where the state lives: `--state`, the environment's `state`, else the top level's
+        (docs/configuration.md, Environments; docs/shared-state.md, URLs)."""
         if self.settings.emulator:
             name = f"{self.env_name}.json" if self.env_name else "state.json"
-            return (self.repository / ".intuned-runs" / "emulator" / name).resolve()
-        if self.env_name is not None:
-            layer = self._layers[-1][1]
-            if "state" not in layer:
-                return (self.repository / ".intuned-runs" / f"{self.env_name}.json").resolve()
-            value = self._render("state")  # the environment's own `state` (it set the merged value)
-            if not isinstance(value, str) or not value:
-                raise ProblemsFound([self._problem(self._origin("state"), "must be a non-empty string")])
-            return (self.repository / value).resolve()
-        return self._path("state")
+            path = (self.repository / ".intuned-runs" / "emulator" / name).resolve()
+            return FileLocation(path, self.relative(path))
+        if self.settings.state:
+            try:
+                return parse_location(self.settings.state, self.repository)
+            except LocationError as e:
+                raise UsageError(f"--state: {e}") from None
+        if self.env_name is not None and "state" not in self._layers[-1][1]:
+            top = self._layers[1][1].get("state")
+            if isinstance(top, str) and is_url(top):
+                # Two environments must never share one shared state by accident.
+                raise ConfigError(
+                    f"environment {self.env_name} needs its own state: set environments.{self.env_name}.state"
+                )
+            path = (self.repository / ".intuned-runs" / f"{self.env_name}.json").resolve()
+            return FileLocation(path, self.relative(path))
+        value = self._string("state")
+        assert value is not None
+        try:
+            return parse_location(value, self.repository)
+        except LocationError as e:
+            raise ProblemsFound([self._problem(self._origin("state"), str(e))]) from None
+
+    @property
+    def state_path(self) -> Path:
+        """The state file's path (file states only: the watcher watches it)."""
+        location = self.state_location
+        if not isinstance(location, FileLocation):
+            raise ConfigError(f"state {location.display} is not a file")
+        return location.path
 
     @cached_property
     def schema_path(self) -> Path | None:

@@ -22,6 +22,10 @@ from intuned_runs.selection import EVERYTHING, Selection
 from intuned_runs.templating import API_KEY_VARIABLE
 from intuned_runs.validation import RequestChecker
 
+# The shared states' credentials, masked like secrets wherever they might be echoed (docs/shared-state.md,
+# Credentials).
+STATE_CREDENTIALS = ("PGPASSWORD", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
 
 class Repository:
     """`selection`: with one, only the requests of planned runs are rendered and validated; every run's
@@ -59,10 +63,13 @@ class Repository:
 
     def redactor(self) -> Redactor:
         """Values to mask: the API key and every variable a run reads through secret()."""
-        names = {API_KEY_VARIABLE}
+        names = {API_KEY_VARIABLE, *STATE_CREDENTIALS}
         with contextlib.suppress(Exception):
             names |= self.desired.secret_names
-        return Redactor(self.environ[n] for n in names if self.environ.get(n))
+        values = [self.environ[n] for n in names if self.environ.get(n)]
+        with contextlib.suppress(Exception):
+            values += self.config.state_location.secrets  # a password in the state URL
+        return Redactor(values)
 
     def real_request(self, run: Run) -> dict[str, Any]:
         """The body apply sends: the run's request rendered with the real secret values."""

@@ -24,6 +24,7 @@ from intuned_runs.apply.signals import Signals
 from intuned_runs.config import Config, Settings
 from intuned_runs.desired import Desired, assemble, discover
 from intuned_runs.errors import IntunedRunsError, ProblemsFound
+from intuned_runs.location import FileLocation
 from intuned_runs.plan import Plan, after_apply, for_watch, plan_runs
 from intuned_runs.problems import Problem
 from intuned_runs.repository import Repository
@@ -229,7 +230,8 @@ class Watcher:
         if config is None:
             return False
         runs_dir = config.runs_dir
-        state_path = config.state_path
+        location = config.state_location
+        state_path = location.path if isinstance(location, FileLocation) else None  # a shared state is not watched
         touched = [p for p in paths if p == runs_dir or runs_dir in p.parents]
         state_changed = False
         if any(p == state_path for p in paths):
@@ -252,7 +254,10 @@ def watched_roots(watcher: Watcher) -> list[Path]:
     start = Path(watcher.settings.chdir or os.getcwd()).resolve()
     try:
         config = Config(watcher.settings, watcher.environ)
-        paths = [config.repository, config.runs_dir, config.state_path.parent]
+        location = config.state_location
+        paths = [config.repository, config.runs_dir]
+        if isinstance(location, FileLocation):
+            paths.append(location.path.parent)
         if config.path is not None:
             paths.append(config.path.parent)
     except IntunedRunsError:

@@ -16,6 +16,7 @@ import pytest
 from intuned_runs.emulator.server import Emulator
 from tests.helpers import API_KEY, SECRETS, TOOL_VARIABLES, Repo
 from tests.s3_server import moto_server, s3  # noqa: F401  (fixtures: moto's S3 server, a fresh bucket)
+from tests.services import PostgresServer, postgres_cluster
 
 
 @pytest.fixture
@@ -61,3 +62,10 @@ def user_repo(tmp_path: Path, env: pytest.MonkeyPatch) -> Repo:
 def emulator() -> Iterator[Emulator]:
     with Emulator(complete_after=0) as emu:
         yield emu
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL cluster for the session (tests/services.py)."""
+    with postgres_cluster() as server:
+        yield server

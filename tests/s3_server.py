@@ -39,8 +39,10 @@ def unavailable(reason: str) -> None:
 
 @dataclass(frozen=True)
 class MotoServer:
-    endpoint: str
-    log: Path
+    endpoint: str  # http://127.0.0.1:PORT
+    log: Path  # what the server printed (a canary test reads it)
+    access_key: str = ACCESS_KEY_ID
+    secret_key: str = SECRET_ACCESS_KEY  # a canary
 
 
 def _wait_for(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> bool:

@@ -16,6 +16,7 @@ from intuned_runs.config import EMULATOR_WORKSPACE, Settings
 from intuned_runs.desired import Desired
 from intuned_runs.errors import Interrupted
 from intuned_runs.fingerprint import FINGERPRINT_VERSION
+from intuned_runs.location import Location
 from intuned_runs.problems import Problem, errors_in, strictly
 from intuned_runs.report.output import Output
 from intuned_runs.report.plan import Context
@@ -38,6 +39,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         vars=(*(args.vars or ()), *(getattr(args, "vars_after", None) or ())),
         workspace_id=args.workspace_id,
         base_url=args.base_url,
+        state=getattr(args, "state", None),
     )
 
 
@@ -62,11 +64,11 @@ def context_of(repository: Repository, backend: Backend) -> Context:
     return Context(config.env_name, config.workspace_if_known(), backend.display)
 
 
-def backend_of(repository: Repository, out: Output) -> Backend:
+def backend_of(repository: Repository, out: Output, location: Location | None = None) -> Backend:
+    """The backend of the repository's state, or of `location` (`state migrate --to`)."""
     config = repository.config
     return open_backend(
-        config.state_path,
-        display=config.relative(config.state_path),
+        location or config.state_location,
         redactor=out.redactor,
         upgrade=upgrader(repository.schema),
         fingerprint_version=FINGERPRINT_VERSION,

@@ -1,4 +1,4 @@
-"""`intuned-runs state list|show|mv|forget|resolve|unlock` (docs/state.md, state commands).
+"""`intuned-runs state list|show|mv|forget|resolve|migrate|unlock` (docs/state.md, state commands).
 
 Edits take the lock, fold any leftover journal, change the state, bump the serial and write it
 (`state.edits.carry_out`). forget and resolve prompt on a TTY and need --yes otherwise.
@@ -10,13 +10,15 @@ import argparse
 from collections.abc import Callable
 
 from intuned_runs.commands.common import backend_of, load_state, open_repository, settings_from
-from intuned_runs.errors import EXIT_ERROR, EXIT_OK, Refused, UsageError
+from intuned_runs.errors import EXIT_ERROR, EXIT_OK, Refused, StateError, UsageError
+from intuned_runs.location import LocationError, parse_location
 from intuned_runs.report.output import Output
 from intuned_runs.report.state import list_json, list_lines, show_json, show_lines
 from intuned_runs.report.style import plural
 from intuned_runs.selection import parse
 from intuned_runs.state import edits
 from intuned_runs.state.backend import Backend
+from intuned_runs.state.format import dumps
 from intuned_runs.state.model import State
 
 
@@ -115,6 +117,49 @@ def _resolve(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
+def _migrate(args: argparse.Namespace, out: Output) -> int:
+    """Copy the folded state to another backend or path, holding both locks (docs/shared-state.md,
+    Migrating from a file). The source is left as it was; a target that holds a state is refused."""
+    repository = open_repository(settings_from(args), out)
+    try:
+        location = parse_location(args.to, repository.config.repository)
+    except LocationError as e:
+        raise UsageError(f"--to: {e}") from None
+    out.redactor = out.redactor.with_values(location.secrets)
+    source = backend_of(repository, out)
+    target = backend_of(repository, out, location)
+    if location == repository.config.state_location:
+        raise UsageError(f"--to names the state itself ({target.display})")
+    question = f"Copy state {source.display} to {target.display}?"
+    command = "intuned-runs state migrate"
+    with source.lock(command, args.lock_timeout), target.lock(command, args.lock_timeout):
+        if target.exists():
+            held = target.load()
+            raise Refused(
+                f"state {target.display} already holds a state (lineage {held.lineage}, serial {held.serial}): "
+                "refusing to overwrite it; migrate to an empty location, or remove that state first"
+            )
+        state = source.fold()
+        if not args.yes:
+            if not out.interactive():
+                raise Refused(f"{question.rstrip('?')}: this needs confirmation; pass --yes")
+            if not out.confirm(f"{question} [y/N]"):
+                out.err("Nothing copied.")
+                return EXIT_ERROR
+        target.write(state)
+        if dumps(target.load()) != dumps(state):  # every value must read back exactly (timestamps included)
+            raise StateError(f"state {target.display} does not read back as it was written: keep using the source")
+    count = len(state.entries)
+    entries = f"{count} {'entry' if count == 1 else 'entries'}"
+    out.out(
+        f"Copied state {source.display} to {target.display} "
+        f"(lineage {state.lineage}, serial {state.serial}, {entries})."
+    )
+    out.out("Put this in the config (a password goes in PGPASSWORD or ~/.pgpass, not in the file):")
+    out.out(f"state: {target.display}")
+    return EXIT_OK
+
+
 def _unlock(args: argparse.Namespace, out: Output) -> int:
     holder = _backend(args, out).force_unlock()
     out.out(f"Removed the lock held by {holder}." if holder else "The state was not locked.")
@@ -127,5 +172,6 @@ SUBCOMMANDS: dict[str, Callable[[argparse.Namespace, Output], int]] = {
     "mv": _mv,
     "forget": _forget,
     "resolve": _resolve,
+    "migrate": _migrate,
     "unlock": _unlock,
 }

@@ -7,6 +7,7 @@ need from wherever the state is kept.
     fold()                  replay the journal into the state and clear it (the caller holds the lock)
     write(state)            replace the state (the `state` commands; the journal is folded first)
     force_unlock()          `state unlock`: remove a lock whose holder is known to be dead
+    exists()                whether a state (or a journal) is kept there (`state migrate` never overwrites)
 
 The file backend (`state.store.StateStore`) is the one every guarantee was first built on; a shared
 backend keeps the same guarantees with its own lock and records.
@@ -14,11 +15,13 @@ backend keeps the same guarantees with its own lock and records.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from pathlib import Path
 from typing import Protocol
 
+from intuned_runs.errors import StateError
+from intuned_runs.location import FileLocation, Location, PostgresLocation
 from intuned_runs.redaction import Redactor
 from intuned_runs.state.journal import Record
 from intuned_runs.state.model import State
@@ -53,22 +56,45 @@ class Backend(Protocol):
 
     def force_unlock(self) -> str | None: ...
 
+    def exists(self) -> bool: ...
+
+
+EXTRAS = {"psycopg": "postgres", "boto3": "s3", "botocore": "s3"}
+
 
 def open_backend(
-    location: Path,
+    location: Location,
     *,
-    display: str,
     redactor: Redactor | None,
     upgrade: Callable[[State], State],
     fingerprint_version: int,
     schema_version: str | None,
 ) -> Backend:
-    """The backend that keeps the state at `location`."""
-    return StateStore(
-        location,
-        display=display,
-        redactor=redactor,
-        upgrade=upgrade,
-        fingerprint_version=fingerprint_version,
-        schema_version=schema_version,
-    )
+    """The backend that keeps the state at `location` (docs/shared-state.md). A shared backend's module
+    is imported only here, so its library is needed only by those who use it (an extra)."""
+    options = {
+        "display": location.display,
+        "redactor": redactor,
+        "upgrade": upgrade,
+        "fingerprint_version": fingerprint_version,
+        "schema_version": schema_version,
+    }
+    if isinstance(location, FileLocation):
+        return StateStore(location.path, **options)  # type: ignore[arg-type]
+    try:
+        if isinstance(location, PostgresLocation):
+            from intuned_runs.state.postgres import PostgresBackend
+
+            return PostgresBackend(location, **options)  # type: ignore[arg-type]
+        # By name: the s3 module is built apart (docs/shared-state.md, S3); same layer, imported lazily.
+        s3 = importlib.import_module("intuned_runs.state.s3")
+        backend: Backend = s3.S3Backend(location, **options)
+        return backend
+    except ImportError as e:
+        root = (e.name or "").split(".")[0]
+        if root not in EXTRAS:
+            raise
+        extra = EXTRAS[root]
+        raise StateError(
+            f"state {location.display} needs {root}, which is not installed: pip install 'intuned-runs[{extra}]'"
+        ) from None

@@ -9,7 +9,7 @@ their own way (JSON lines in a file, rows, objects); the file backend's lines ar
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -229,6 +229,33 @@ def _unknown_entry(intent: IntentRecord, since: str, reason: str, before: Entry 
     if previous is not None and (previous.is_tombstone or previous.run_id is None):
         previous = None
     return Entry(fingerprint=intent.fingerprint, request=intent.request, unknown=Unknown(since, reason, previous))
+
+
+def combine(
+    state: State | None,
+    header: JournalHeader | None,
+    records: Iterable[Record],
+    empty: Callable[[], State],
+    *,
+    display: str,
+    journal_display: str,
+) -> State:
+    """What a reader sees, from the folded state (None: there is none) and the journal beside it, the same
+    for every backend: a journal of another lineage is an error, one already folded (the state's serial is
+    past its base) is ignored."""
+    if header is None:
+        return state if state is not None else empty()
+    if state is None:
+        return replay(replace(empty(), lineage=header.lineage), records, source=journal_display)
+    if header.lineage != state.lineage:
+        raise StateError(
+            f"journal {journal_display} belongs to another state (lineage {header.lineage}, "
+            f"while {display} has lineage {state.lineage}): restore the state file it belongs "
+            "to, or remove the journal if you are sure it is stale"
+        )
+    if state.serial > header.base_serial:
+        return state  # already folded: a crash came between writing the state and removing the journal
+    return replay(state, records, source=journal_display)
 
 
 def parse_journal(data: bytes, display: str) -> tuple[JournalHeader | None, list[Record]]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 
 from intuned_runs.clock import Clock, timestamp, utc_now
@@ -22,7 +21,7 @@ from intuned_runs.errors import StateError
 from intuned_runs.files import fsync_dir, write_all, write_atomic
 from intuned_runs.redaction import Redactor
 from intuned_runs.state.format import dumps, loads
-from intuned_runs.state.journal import JournalHeader, Record, encode, parse_journal, replay
+from intuned_runs.state.journal import JournalHeader, Record, combine, encode, parse_journal
 from intuned_runs.state.lock import StateLock, force_unlock
 from intuned_runs.state.model import State
 from intuned_runs.state.writer import FileJournal
@@ -81,19 +80,7 @@ class StateStore:
         # (journal ignored) instead of a state that has lost the journal's records.
         header, records = self._read_journal()
         state = self.read_file()
-        if header is None:
-            return state if state is not None else self._empty()
-        if state is None:
-            return replay(replace(self._empty(), lineage=header.lineage), records, source=self.journal_display)
-        if header.lineage != state.lineage:
-            raise StateError(
-                f"journal {self.journal_display} belongs to another state (lineage {header.lineage}, "
-                f"while {self.display} has lineage {state.lineage}): restore the state file it belongs "
-                "to, or remove the journal if you are sure it is stale"
-            )
-        if state.serial > header.base_serial:
-            return state  # already folded: a crash came between the rename and the journal's removal
-        return replay(state, records, source=self.journal_display)
+        return combine(state, header, records, self._empty, display=self.display, journal_display=self.journal_display)
 
     def _read_journal(self) -> tuple[JournalHeader | None, list[Record]]:
         try:
@@ -113,6 +100,10 @@ class StateStore:
         except OSError as e:
             raise StateError(f"cannot read state file {self.display}: {e.strerror}") from e
         return loads(data, self.display)
+
+    def exists(self) -> bool:
+        """Whether a state file (or a journal) is kept here: `state migrate` refuses to overwrite one."""
+        return self.path.exists() or self.journal_path.exists()
 
     def _empty(self) -> State:
         return State.empty(self._fingerprint_version, self._schema_version)

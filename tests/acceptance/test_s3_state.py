@@ -54,7 +54,7 @@ def test_apply_plan_and_state_commands_with_an_s3_state(user_repo: Repo, s3: S3P
 
         plan = user_repo.cli("plan", "--state", url, *remote(emu.url))
         assert plan.code == 0, plan.err
-        assert plan.out_lines[-1].startswith("Plan: 0 to submit"), plan.out
+        assert "(0 new, 0 changed, 0 requested, 1 always), 2 unchanged" in plan.out_lines[-1], plan.out
         listed = user_repo.cli("state", "list", "--state", url)
         assert listed.code == 0, listed.err
         assert [line.split()[0] for line in listed.out_lines] == submitted
@@ -62,7 +62,7 @@ def test_apply_plan_and_state_commands_with_an_s3_state(user_repo: Repo, s3: S3P
         assert forgotten.code == 0, forgotten.err
         after = loads(s3.read("ci/prod.json"), url)
         assert after.serial == state.serial + 1
-        assert submitted[0] not in after.entries
+        assert submitted[0] not in after.live()
         assert user_repo.cli("state", "unlock", "--state", url).code == 0
 
 

@@ -87,11 +87,16 @@ def test_four_runners_at_once_submit_every_run_exactly_once(user_repo: Repo, s3:
     user_repo.write("runs.d/jobs.yaml", jobs(n))
     url = s3.url("shared/state.json")
     with EmulatorProcess(tmp_path / "received.jsonl", latency_ms=0, lifetime=600) as emu:
-        runners = [apply_process(user_repo, emu, url, "--lock-timeout", "5m", "--max-submit", str(n)) for _ in range(4)]
+        # -q: a runner must never block on a full pipe while it holds the lock
+        flags = ("--lock-timeout", "5m", "--max-submit", str(n), "-q")
+        runners = [apply_process(user_repo, emu, url, *flags) for _ in range(4)]
         results = [runner.communicate(timeout=600) for runner in runners]
         codes = [runner.returncode for runner in runners]
         counts = received(emu)
     assert codes == [0, 0, 0, 0], [err[-2000:] for _, err in results]
+    outcomes = sorted(out.splitlines()[-1] for out, _ in results)
+    assert outcomes[0] == f"Apply: {n} submitted, 0 failed, 0 unknown, 0 skipped, 0 forgotten, 0 blocked."
+    assert outcomes[1:] == [f"No changes. {n} runs up to date."] * 3
     assert sorted(counts) == list(range(n))
     assert set(counts.values()) == {1}  # every run received exactly once
     state = loads(s3.read("shared/state.json"), url)

@@ -12,6 +12,8 @@ in the same run, its ratio, its target and a verdict.
   the median of 3 alternating pairs; the emulator's capacity beside it.
 - apply against latency: 2,000 runs to the emulator answering each start after 100 ms, against the bare
   threaded loop on the same server (the limit is 32 ÷ 0.1 s = 320 runs/s), median of 3 alternating pairs.
+- shared state: the same apply of 1,000 runs with a postgresql state (a throwaway cluster) against a file
+  state, median of 3 alternating pairs (`shared_state.py`, which also runs this row alone).
 - small repository: `intuned-runs plan` of this repository's own examples, a fresh process, against a
   fresh `python3 -c "import yaml, jinja2"`; and which of httpx, jsonschema it imports.
 - scale: 100,000 runs in 5,000 files: the apply that fills the state from empty (peak RSS), then `plan`
@@ -52,6 +54,7 @@ from harness import (
     wall_time,
 )
 from make_repo import build_state, make_repo
+from shared_state import bench_shared
 from watch_latency import describe, watch_latencies
 
 HEAVY = ("httpx", "jsonschema", "jinja2", "watchfiles")
@@ -435,10 +438,11 @@ def main(argv: list[str] | None = None) -> int:
         small = bench_small(sizes, work)
         apply_rows = bench_apply(sizes, apply_repo, args.server)
         latency = bench_latency(sizes, latency_repo, args.server)
+        shared = bench_shared(sizes.apply_runs, CONCURRENCY, apply_repo, args.server, Row)
         plan = bench_plan(sizes, plan_repo, args.server)
         watch = bench_watch(sizes, plan_repo)
         scale = bench_scale(sizes, work, args.server)
-    rows = [plan, watch, *apply_rows, latency, small, *scale, startup]
+    rows = [plan, watch, *apply_rows, latency, shared, small, *scale, startup]
     print(render_table(rows))
     print()
     print(caption(sizes, args.quick))

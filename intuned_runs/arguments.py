@@ -349,7 +349,12 @@ def _state_commands(parser: argparse.ArgumentParser) -> None:
     s.add_argument("--run-id", metavar="ID", help="with --submitted: its run ID (default: none)")
     _flag(s, "--yes", "-y", help="do not ask for confirmation")
     s = state_command("migrate", "copy the state to another backend or path; the source is left as it was")
-    s.add_argument("--to", required=True, metavar="STATE", help="the target: a path, postgresql://… or s3://… (default: none, required)")
+    s.add_argument(
+        "--to",
+        required=True,
+        metavar="STATE",
+        help="the target: a path, postgresql://… or s3://… (default: none, required)",
+    )
     _flag(s, "--yes", "-y", help="do not ask for confirmation")
     state_command("unlock", "remove a stale lock (for filesystems without flock)", writes=False)
 

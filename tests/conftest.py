@@ -8,7 +8,8 @@ and the standard secrets. The shared pieces themselves are in `tests/helpers.py`
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from intuned_runs.emulator.server import Emulator
 from tests.helpers import API_KEY, SECRETS, TOOL_VARIABLES, Repo
 from tests.s3_server import moto_server, s3  # noqa: F401  (fixtures: moto's S3 server, a fresh bucket)
 from tests.services import PostgresServer, postgres_cluster
+from tests.state_backends import PostgresStateStore, S3StateStore
 
 
 @pytest.fixture
@@ -69,3 +71,31 @@ def postgres_server() -> Iterator[PostgresServer]:
     """A throwaway PostgreSQL cluster for the session (tests/services.py)."""
     with postgres_cluster() as server:
         yield server
+
+
+STATE_BACKENDS = ["file", "postgresql", "s3"]  # tests/state_backends.py
+
+
+@pytest.fixture(params=STATE_BACKENDS)
+def state_backend(request: pytest.FixtureRequest) -> Callable[[Repo], Repo]:
+    """Attach a state of this backend to a repository (tests/state_backends.py): `Repo.cli` passes its
+    `--state`, `Repo.state()` and `Repo.store` read and write it behind the tool's back. The file backend
+    is the repository's default state."""
+    if request.param == "file":
+        return lambda repo: repo
+    if request.param == "s3":
+        place = request.getfixturevalue("s3")  # a fresh bucket, AWS credentials in the environment
+
+        def attach_s3(repo: Repo) -> Repo:
+            repo.store = S3StateStore(place, f"test-{uuid.uuid4().hex[:12]}/state.json")
+            return repo
+
+        return attach_s3
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+
+    def attach(repo: Repo) -> Repo:
+        name = f"test-{uuid.uuid4().hex[:12]}"  # a state of its own in the session's database
+        repo.store = PostgresStateStore(server.url(name), server.conninfo(), name)
+        return repo
+
+    return attach

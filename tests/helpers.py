@@ -29,7 +29,11 @@ from typing import Any
 from intuned_runs.cli import main
 from intuned_runs.emulator.server import Emulator
 from intuned_runs.report.output import Output
+from tests.state_backends import FileStateStore, StateStore
 
+# The commands that read the state, so take --state (docs/shared-state.md).
+STATE_COMMANDS = {"validate", "render", "plan", "apply", "watch", "status", "state"}
+GLOBAL_VALUE_OPTIONS = {"-C", "--config", "--env", "--var", "--workspace-id", "--base-url"}
 PROJECT = Path(__file__).resolve().parents[1]  # this repository's checkout
 CORPUS = Path(__file__).resolve().parent / "corpus"
 
@@ -292,6 +296,9 @@ class Repo:
     def __init__(self, root: Path) -> None:
         self.root = root
         (root / ".git").mkdir(parents=True, exist_ok=True)
+        # Where the state is kept (tests/state_backends.py): the default file, unless the `state_backend`
+        # fixture attached another backend; `cli` then passes its --state to every command reading state.
+        self.store: StateStore = FileStateStore(root)
 
     def write(self, relative: str, text: str = "") -> Path:
         path = self.root / relative
@@ -306,7 +313,20 @@ class Repo:
         return path
 
     def cli(self, *argv: str) -> CliResult:
-        return run_main("-C", str(self.root), *argv)
+        return run_main("-C", str(self.root), *self.with_state(argv))
+
+    def with_state(self, argv: tuple[str, ...] | list[str]) -> list[str]:
+        """`argv` with the store's `--state URL` after it when its command reads the state."""
+        command, rest = None, list(argv)
+        while rest and command is None:
+            arg = rest.pop(0)
+            if arg in GLOBAL_VALUE_OPTIONS:
+                rest = rest[1:]
+            elif not arg.startswith("-"):
+                command = arg
+        if not self.store.args or command not in STATE_COMMANDS or "--state" in argv or "--emulator" in argv:
+            return list(argv)
+        return [*argv, *self.store.args]
 
     def standard(self) -> Repo:
         """The standard repository: SHOP_YAML and OPS_YAML."""
@@ -329,12 +349,13 @@ class Repo:
         return self.root / ".intuned-runs" / "state.json.journal"
 
     def state(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(self.state_path.read_text(encoding="utf-8"))
+        raw = self.store.read()
+        assert raw is not None, f"no state in {self.store.display}"
+        data: dict[str, Any] = json.loads(raw)
         return data
 
     def write_state(self, document: dict[str, Any]) -> None:
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        self.state_path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        self.store.write_bytes((json.dumps(document, indent=2, sort_keys=True) + "\n").encode("utf-8"))
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:

@@ -96,6 +96,9 @@ def postgres_cluster() -> Iterator[PostgresServer]:
     except ImportError:
         unavailable("psycopg is not installed", "pip install 'intuned-runs[postgres]' (or '.[test]')")
     assert bindir is not None
+    problem = _as_user(["true"])[1]
+    if problem:
+        unavailable(f"cannot start PostgreSQL: {problem}", "run the tests as a user other than root, or add one")
     top = Path(tempfile.mkdtemp(prefix="intuned-runs-pg-"))
     data, sockets, log, pwfile = top / "data", top / "sock", top / "server.log", top / "pw"
     password = "pg-Canary-" + secrets.token_hex(8)

@@ -27,6 +27,7 @@ from intuned_runs.report.plan import plan_text, summary_line
 from intuned_runs.repository import Repository
 from intuned_runs.state.backend import Backend
 from intuned_runs.watch import Watcher, WatchOptions, WatchReport, run_watch
+from tests.services import PostgresServer
 
 WORKSPACE = "123e4567-e89b-12d3-a456-426614174000"
 CANARY = "CANARY-watch-secret-value-4711"
@@ -82,7 +83,7 @@ def store_of(repository: Repository) -> Backend:
 
 
 def start_watch(
-    repo: Path, emulator: Emulator, *, apply: bool, force: tuple[str, ...] = ()
+    repo: Path, emulator: Emulator, *, apply: bool, force: tuple[str, ...] = (), state: str | None = None
 ) -> tuple[Recorder, threading.Event, threading.Thread]:
     recorder = Recorder()
     environ = {"PROXY": f"http://user:{CANARY}@proxy:1", "INTUNED_API_KEY": "test-key-123456"}
@@ -98,7 +99,7 @@ def start_watch(
         outcome=lambda outcome: recorder.add(outcome_line(outcome)),
         message=recorder.add,
     )
-    settings = Settings(chdir=str(repo), base_url=emulator.url)
+    settings = Settings(chdir=str(repo), base_url=emulator.url, state=state)
     signals = Signals.new()
     options = WatchOptions(apply=apply, api_key=environ["INTUNED_API_KEY"], session=ApplyOptions(force=force))
     watcher = Watcher(settings, environ, options, report, signals, backend=store_of)
@@ -162,6 +163,28 @@ def test_watch_apply_follows_edits_errors_new_folders_and_deletions(repo: Path, 
     for path in (repo / ".intuned-runs").rglob("*"):
         if path.is_file():
             assert CANARY not in path.read_text()
+
+
+def test_watch_apply_keeps_a_postgresql_state(repo: Path, emulator: Emulator, postgres_server: PostgresServer) -> None:
+    """A shared state is not a file to watch: edits of the run files still drive the batches, and each
+    batch applies with the lock held only while applying (docs/watch.md; docs/shared-state.md)."""
+    url = postgres_server.url(f"watch-{time.monotonic_ns()}")
+    recorder, stop, thread = start_watch(repo, emulator, apply=True, state=url)
+    try:
+        recorder.wait_for(lambda t: "✓ shop/alpha" in t, "the first apply")
+        (repo / "runs.d" / "a.yaml").write_text(RUN.format(name="alpha", limit=2))
+        recorder.wait_for(lambda t: t.count("✓ shop/alpha") == 2, "the edit to be applied")
+        assert [b["parameters"] for b in bodies(emulator)] == [{"limit": 1}, {"limit": 2}]
+        out = io.StringIO()
+        argv = ["-C", str(repo), "state", "unlock", "--state", url]
+        assert main(argv, output=Output(stdout=out, stderr=io.StringIO())) == 0  # refused while a holder is alive
+        assert out.getvalue() == "The state was not locked.\n"  # not held between batches
+    finally:
+        stop.set()
+        thread.join(10)
+    assert not thread.is_alive()
+    assert not (repo / ".intuned-runs" / "state.json").exists()
+    assert CANARY not in recorder.text()
 
 
 def test_watch_without_apply_only_plans(repo: Path, emulator: Emulator) -> None:

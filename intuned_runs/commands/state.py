@@ -155,7 +155,8 @@ def _migrate(args: argparse.Namespace, out: Output) -> int:
         f"Copied state {source.display} to {target.display} "
         f"(lineage {state.lineage}, serial {state.serial}, {entries})."
     )
-    out.out("Put this in the config (a password goes in PGPASSWORD or ~/.pgpass, not in the file):")
+    hint = " (its password goes in PGPASSWORD or ~/.pgpass, not in the file)" if location.secrets else ""
+    out.out(f"Put this in the config{hint}:")
     out.out(f"state: {target.display}")
     return EXIT_OK
 

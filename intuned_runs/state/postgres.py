@@ -95,6 +95,12 @@ class PostgresBackend:
                 autocommit=True,
                 connect_timeout=CONNECT_TIMEOUT,
                 application_name="intuned-runs",
+                # A dead network is noticed within a minute, not after the kernel's two hours: the journal
+                # then fails, and the apply stops sending (docs/shared-state.md, PostgreSQL).
+                keepalives=1,
+                keepalives_idle=20,
+                keepalives_interval=10,
+                keepalives_count=3,
             )
         except psycopg.Error as e:
             raise StateError(f"cannot connect to state {self.display}: {_first_line(e)}") from None
@@ -166,7 +172,7 @@ class PostgresBackend:
             raise RuntimeError("PostgresBackend.lock() is not reentrant")
         conn = self._connect()
         try:
-            self._setup(conn)
+            self.create_tables(conn)
             self._acquire(conn, command, timeout)
         except BaseException as e:
             conn.close()
@@ -183,7 +189,7 @@ class PostgresBackend:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (self._key,))
             conn.close()
 
-    def _setup(self, conn: psycopg.Connection[Any]) -> None:
+    def create_tables(self, conn: psycopg.Connection[Any]) -> None:
         """Create the schema and tables on first use; several processes may start at once."""
         if self._tables_exist(conn):
             return

@@ -123,7 +123,7 @@ class S3Backend:
         foreign = sorted(lineages - {base.lineage})
         if foreign:
             raise StateError(
-                f"journal {self.display}.journal/{foreign[0]}/ belongs to another state (lineage {foreign[0]}, "
+                f"journal {self.objects.url(self.journal_prefix[:-1])} belongs to another state (lineage {foreign[0]}, "
                 f"while {self.display} has lineage {base.lineage}): restore the state object it belongs to, "
                 "or remove those journal objects if you are sure they are stale"
             )

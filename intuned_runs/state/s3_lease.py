@@ -116,12 +116,10 @@ class Lease:
         if current is None:
             return self._try()  # released in between
         info = _holder(current.body)
-        expires_text = info.get("expires") if info is not None else None
-        expires = _parse_time(expires_text)
+        expires = _parse_time(info.get("expires") if info is not None else None)
         now = current.server_time if current.server_time is not None else self._objects.server_now()
         if expires is None or now <= expires:  # an unreadable lock object is never taken over
-            text = describe(info)
-            return text if expires is None else f"{text}, its lease expiring at {expires_text}"
+            return describe(info)
         started = self._clock()
         try:  # expired: take it over, unless another process does first
             self._etag = self._objects.put(self.key, self._body(), if_match=current.etag)

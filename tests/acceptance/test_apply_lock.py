@@ -10,8 +10,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -27,14 +26,20 @@ runs:
 
 
 @pytest.fixture
+def user_repo(user_repo: Repo, state_backend: Callable[[Repo], Repo]) -> Repo:
+    """Every test here runs against each backend (tests/state_backends.py)."""
+    return state_backend(user_repo)
+
+
+@pytest.fixture
 def slow() -> Iterator[Emulator]:
     with Emulator(complete_after=0, latency_ms=1500) as emu:
         yield emu
 
 
-def start_apply(root: Path, emu: Emulator) -> subprocess.Popen[str]:
+def start_apply(repo: Repo, emu: Emulator) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [*cli_command(), "-C", str(root), "apply", "--yes", *remote(emu)],
+        [*cli_command(), "-C", str(repo.root), *repo.with_state(["apply", "--yes", *remote(emu)])],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -44,7 +49,7 @@ def start_apply(root: Path, emu: Emulator) -> subprocess.Popen[str]:
 
 def test_a_second_apply_fails_at_once_naming_the_holder(user_repo: Repo, slow: Emulator) -> None:
     user_repo.write("runs.d/shop.yaml", RUNS)
-    first = start_apply(user_repo.root, slow)
+    first = start_apply(user_repo, slow)
     try:
         wait_until(lambda: len(slow.received) >= 1, timeout=20, what="the first apply to send")
         started = time.monotonic()
@@ -58,12 +63,9 @@ def test_a_second_apply_fails_at_once_naming_the_holder(user_repo: Repo, slow: E
             first.wait()
     assert second.code == 1
     [shown, line] = second.err_lines
-    assert shown == context(WS)
+    assert shown == context(WS, state=user_repo.store.display)
     assert line.startswith(f"error: state is locked by pid {first.pid} on host {socket.gethostname()} since ")
-    assert line.endswith(
-        " (intuned-runs apply); wait for it, use --lock-timeout DUR, or if no such process exists run "
-        "'intuned-runs state unlock'"
-    )
+    assert line.endswith(f" (intuned-runs apply){user_repo.store.lock_advice}")
     assert "✓" not in second.out
     assert elapsed < 1.0  # at once, not after the holder finished
     assert writer.code == 1 and "state is locked by pid" in writer.err
@@ -75,7 +77,7 @@ def test_a_second_apply_fails_at_once_naming_the_holder(user_repo: Repo, slow: E
 
 def test_lock_timeout_waits_for_the_holder_then_finds_nothing_to_do(user_repo: Repo, slow: Emulator) -> None:
     user_repo.write("runs.d/shop.yaml", RUNS)
-    first = start_apply(user_repo.root, slow)
+    first = start_apply(user_repo, slow)
     try:
         wait_until(lambda: len(slow.received) >= 1, timeout=20, what="the first apply to send")
         started = time.monotonic()
@@ -88,14 +90,18 @@ def test_lock_timeout_waits_for_the_holder_then_finds_nothing_to_do(user_repo: R
             first.wait()
     assert first.returncode == 0, err
     assert waited > 0.5  # held up by the first apply's in-flight requests (1.5 s each)
-    assert (second.code, second.out_lines, second.err_lines) == (0, ["No changes. 3 runs up to date."], [context(WS)])
+    assert (second.code, second.out_lines, second.err_lines) == (
+        0,
+        ["No changes. 3 runs up to date."],
+        [context(WS, state=user_repo.store.display)],
+    )
     assert len(slow.received) == 3  # nothing sent twice
     assert user_repo.state()["serial"] == 1
 
 
 def test_a_lock_timeout_that_runs_out_names_the_wait(user_repo: Repo, slow: Emulator) -> None:
     user_repo.write("runs.d/shop.yaml", RUNS)
-    first = start_apply(user_repo.root, slow)
+    first = start_apply(user_repo, slow)
     try:
         wait_until(lambda: len(slow.received) >= 1, timeout=20, what="the first apply to send")
         second = user_repo.cli("apply", "--yes", "--lock-timeout", "1s", *remote(slow))

@@ -181,6 +181,7 @@ def test_run_quick_prints_every_row() -> None:
         "apply",
         "emulator capacity",
         "apply against 100 ms latency",
+        "shared state",
         "small repository",
         "scale",
         "scale",

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,11 +56,11 @@ def settled(emu: EmulatorProcess) -> list[dict[str, Any]]:
     return records
 
 
-def journal_keys(path: Path) -> tuple[set[str], set[str]]:
+def journal_keys(journal: bytes) -> tuple[set[str], set[str]]:
     """Keys with an intent, keys with a journaled 201 (a torn last line is ignored, as readers do)."""
     intents: set[str] = set()
     submitted: set[str] = set()
-    lines = path.read_bytes().split(b"\n")
+    lines = journal.split(b"\n")
     for number, line in enumerate(lines):
         if not line:
             continue
@@ -75,7 +76,10 @@ def journal_keys(path: Path) -> tuple[set[str], set[str]]:
     return intents, submitted
 
 
-def test_sigkill_mid_apply_never_sends_a_body_twice(user_repo: Repo, tmp_path: Path) -> None:
+def test_sigkill_mid_apply_never_sends_a_body_twice(
+    user_repo: Repo, tmp_path: Path, state_backend: Callable[[Repo], Repo]
+) -> None:
+    state_backend(user_repo)  # against each backend (tests/state_backends.py)
     user_repo.write("runs.d/jobs.yaml", JOBS)
     assert user_repo.cli("plan").out_lines[-1] == (
         f"Plan: {N} to submit ({N} new, 0 changed, 0 requested, 0 always), 0 unchanged, 0 to forget, 0 blocked."
@@ -86,11 +90,7 @@ def test_sigkill_mid_apply_never_sends_a_body_twice(user_repo: Repo, tmp_path: P
                 *cli_command(),
                 "-C",
                 str(user_repo.root),
-                "apply",
-                "--yes",
-                "--concurrency",
-                str(CONCURRENCY),
-                *remote(emu.url),
+                *user_repo.with_state(["apply", "--yes", "--concurrency", str(CONCURRENCY), *remote(emu.url)]),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -108,10 +108,11 @@ def test_sigkill_mid_apply_never_sends_a_body_twice(user_repo: Repo, tmp_path: P
         assert {r["status"] for r in emu.records()} == {201}
 
         # What the killed apply left: a journal, and a state file that is whole if it exists at all.
-        assert user_repo.journal_path.exists()
-        if user_repo.state_path.exists():
+        journal = user_repo.store.journal()
+        assert journal is not None
+        if user_repo.store.read() is not None:
             assert user_repo.state()["version"] == 1
-        intents, journaled_201 = journal_keys(user_repo.journal_path)
+        intents, journaled_201 = journal_keys(journal)
         sent = {f"shop/job-{n}" for n in first}
 
         plan = user_repo.cli("plan", "--json")
@@ -140,7 +141,7 @@ def test_sigkill_mid_apply_never_sends_a_body_twice(user_repo: Repo, tmp_path: P
         after = received(emu)
         assert max(after.values()) == 1, "a body was received twice"
         assert {f"shop/job-{n}" for n in after} == sent | new
-        assert not user_repo.journal_path.exists()
+        assert user_repo.store.journal() is None
         state = user_repo.state()
         assert state["version"] == 1
         assert sum(1 for e in state["entries"].values() if e["unknown"] is not None) == len(unknown)

@@ -7,13 +7,26 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from intuned_runs.emulator.server import Emulator
-from intuned_runs.state.lock import StateLock
 from tests.helpers import BODY_DAILY_US, WS, Repo, context, remote
+
+
+@pytest.fixture
+def user_repo(user_repo: Repo, state_backend: Callable[[Repo], Repo]) -> Repo:
+    """Every test here runs against each backend (tests/state_backends.py)."""
+    return state_backend(user_repo)
+
+
+def same_journal(found: bytes | None, written: str) -> bool:
+    """The journal as written: the header's fields (a backend may keep them apart) and every record line."""
+    assert found is not None
+    head, _, rest = found.decode("utf-8").partition("\n")
+    head_written, _, rest_written = written.partition("\n")
+    return json.loads(head) == json.loads(head_written) and rest.rstrip("\n") == rest_written.rstrip("\n")
 
 
 @pytest.fixture
@@ -73,7 +86,7 @@ def test_list_without_a_state_file_is_empty(user_repo: Repo) -> None:
     result = user_repo.cli("state", "list")
     assert (result.code, result.out, result.err) == (0, "", "")
     assert user_repo.cli("state", "list", "--json").json() == {"format_version": 1, "entries": []}
-    assert not user_repo.state_path.exists()
+    assert user_repo.store.read() is None
 
 
 def test_show_one_entry(applied: Repo) -> None:
@@ -127,14 +140,14 @@ def test_mv_renames_an_entry_and_bumps_the_serial(applied: Repo) -> None:
     ids=["missing", "target-exists", "not-a-key"],
 )
 def test_mv_refusals_change_nothing(applied: Repo, old: str, new: str, message: str) -> None:
-    before = applied.state_path.read_bytes()
+    before = applied.store.read()
     result = applied.cli("state", "mv", old, new)
     assert (result.code, result.out, result.err_lines) == (1, "", [message])
-    assert applied.state_path.read_bytes() == before
+    assert applied.store.read() == before
 
 
 def test_forget_needs_yes_without_a_tty(applied: Repo) -> None:
-    before = applied.state_path.read_bytes()
+    before = applied.store.read()
     result = applied.cli("state", "forget", "shop/*")
     assert result.code == 1
     assert result.err_lines == [
@@ -142,7 +155,7 @@ def test_forget_needs_yes_without_a_tty(applied: Repo) -> None:
         "- shop/hourly",
         "error: Forget 2 runs from state: this needs confirmation; pass --yes",
     ]
-    assert applied.state_path.read_bytes() == before
+    assert applied.store.read() == before
 
 
 def test_forget_keeps_tombstones(applied: Repo) -> None:
@@ -176,11 +189,11 @@ def with_unknown(user_repo: Repo) -> Iterator[Repo]:
 
 
 def test_resolve_needs_yes_without_a_tty(with_unknown: Repo) -> None:
-    before = with_unknown.state_path.read_bytes()
+    before = with_unknown.store.read()
     result = with_unknown.cli("state", "resolve", "daily-us", "--submitted")
     assert result.code == 1
     assert result.err_lines == ["error: Mark 1 run as submitted: this needs confirmation; pass --yes"]
-    assert with_unknown.state_path.read_bytes() == before
+    assert with_unknown.store.read() == before
 
 
 def test_resolve_submitted_keeps_the_entry_without_the_block(with_unknown: Repo) -> None:
@@ -210,19 +223,18 @@ def test_unlock_without_a_lock(applied: Repo) -> None:
 
 
 def test_unlock_removes_a_lock_left_by_a_dead_holder(applied: Repo) -> None:
-    lock = applied.state_path.with_name("state.json.lock")
     holder = {"pid": 999999, "host": "ci-runner-7", "since": "2026-11-01T10:00:00Z", "command": "intuned-runs apply"}
-    lock.write_text(json.dumps(holder))
+    applied.store.leave_stale_lock(holder)
     result = applied.cli("state", "unlock")
     assert result.code == 0
     assert result.out_lines == [
         "Removed the lock held by pid 999999 on host ci-runner-7 since 2026-11-01T10:00:00Z (intuned-runs apply)."
     ]
-    assert not lock.exists()
+    assert not applied.store.lock_exists()
 
 
 def test_unlock_refuses_while_a_live_process_holds_the_lock(applied: Repo) -> None:
-    with StateLock(applied.state_path, "intuned-runs apply").acquire():
+    with applied.store.lock("intuned-runs apply"):
         result = applied.cli("state", "unlock")
         assert result.code == 1
         [line] = result.err_lines
@@ -233,18 +245,15 @@ def test_unlock_refuses_while_a_live_process_holds_the_lock(applied: Repo) -> No
 
 
 def test_state_edits_wait_for_the_lock(applied: Repo) -> None:
-    before = applied.state_path.read_bytes()
-    with StateLock(applied.state_path, "intuned-runs apply").acquire():
+    before = applied.store.read()
+    with applied.store.lock("intuned-runs apply"):
         for argv in (["forget", "hourly", "--yes"], ["mv", "shop/hourly", "shop/h2"]):
             result = applied.cli("state", *argv)
             assert result.code == 1
             [line] = result.err_lines
             assert line.startswith(f"error: state is locked by pid {os.getpid()} on host {socket.gethostname()} since ")
-            assert line.endswith(
-                "(intuned-runs apply); wait for it, use --lock-timeout DUR, or if no such process exists run "
-                "'intuned-runs state unlock'"
-            )
-    assert applied.state_path.read_bytes() == before
+            assert line.endswith(f"(intuned-runs apply){applied.store.lock_advice}")
+    assert applied.store.read() == before
 
 
 # -- a state that cannot be trusted ------------------------------------------------------------------
@@ -283,9 +292,10 @@ COMMANDS = [
 ]
 
 
-def shown_first(argv: list[str]) -> list[str]:
+def shown_first(repo: Repo, argv: list[str]) -> list[str]:
     """plan and apply name what they plan against before reading the state (docs/plan.md, Text output)."""
-    return {"plan": [context()], "apply": [context(WS)]}.get(argv[0], [])
+    state = repo.store.display
+    return {"plan": [context(state=state)], "apply": [context(WS, state=state)]}.get(argv[0], [])
 
 
 @pytest.mark.parametrize(("content", "problem"), [c[1:] for c in BROKEN], ids=[c[0] for c in BROKEN])
@@ -293,17 +303,19 @@ def test_every_command_refuses_a_state_it_cannot_trust(
     user_repo: Repo, emulator: Emulator, content: str, problem: str
 ) -> None:
     user_repo.standard()
-    user_repo.state_path.parent.mkdir(parents=True)
-    user_repo.state_path.write_text(content, encoding="utf-8")
+    user_repo.store.write_bytes(content.encode("utf-8"))
     for argv in COMMANDS:
         expanded = [a for arg in argv for a in (remote(emulator) if arg == "REMOTE" else [arg])]
         result = user_repo.cli(*expanded)
         assert result.code == 1, argv
-        assert result.err_lines == [*shown_first(argv), f"error: state file .intuned-runs/state.json {problem}"], argv
+        assert result.err_lines == [
+            *shown_first(user_repo, argv),
+            f"error: state file {user_repo.store.display} {problem}",
+        ], argv
         assert "✓" not in result.out
     assert emulator.received == []
-    assert user_repo.state_path.read_text(encoding="utf-8") == content
-    assert not user_repo.journal_path.exists()
+    assert user_repo.store.read() == content.encode("utf-8")
+    assert user_repo.store.journal() is None
 
 
 def test_every_command_refuses_a_journal_of_another_state(user_repo: Repo, emulator: Emulator) -> None:
@@ -311,18 +323,18 @@ def test_every_command_refuses_a_journal_of_another_state(user_repo: Repo, emula
     user_repo.write_state(GOOD)
     other = "0f0f0f0f-1111-4222-8333-444455556666"
     journal = json.dumps({"type": "header", "lineage": other, "base_serial": 3}) + "\n"
-    user_repo.journal_path.write_text(journal, encoding="utf-8")
+    user_repo.store.write_journal(journal.encode("utf-8"))
     message = (
-        f"error: journal .intuned-runs/state.json.journal belongs to another state (lineage {other}, while "
-        f".intuned-runs/state.json has lineage {GOOD['lineage']}): restore the state file it belongs to, or "
+        f"error: journal {user_repo.store.journal_display} belongs to another state (lineage {other}, while "
+        f"{user_repo.store.display} has lineage {GOOD['lineage']}): restore the state file it belongs to, or "
         "remove the journal if you are sure it is stale"
     )
     for argv in COMMANDS:
         expanded = [a for arg in argv for a in (remote(emulator) if arg == "REMOTE" else [arg])]
         result = user_repo.cli(*expanded)
-        assert (result.code, result.err_lines) == (1, [*shown_first(argv), message]), argv
+        assert (result.code, result.err_lines) == (1, [*shown_first(user_repo, argv), message]), argv
     assert emulator.received == []
-    assert user_repo.journal_path.read_text(encoding="utf-8") == journal
+    assert same_journal(user_repo.store.journal(), journal)
 
 
 def test_a_torn_last_journal_line_is_ignored_and_an_intent_without_outcome_is_unknown(user_repo: Repo) -> None:
@@ -338,12 +350,12 @@ def test_a_torn_last_journal_line_is_ignored_and_an_intent_without_outcome_is_un
     }
     header = {"type": "header", "lineage": GOOD["lineage"], "base_serial": 3}
     text = json.dumps(header) + "\n" + json.dumps(intent) + '\n{"type": "submitted", "key": "sh'
-    user_repo.journal_path.write_text(text, encoding="utf-8")
+    user_repo.store.write_journal(text.encode("utf-8"))
     result = user_repo.cli("plan")
     assert result.code == 0
     assert result.out_lines[0] == "? shop/a  unknown  runs.d/shop.yaml:2"
     assert "(interrupted before the outcome was recorded)" in result.err
-    assert user_repo.journal_path.read_text(encoding="utf-8") == text
+    assert same_journal(user_repo.store.journal(), text)
     listed = user_repo.cli("state", "list")
     assert listed.out_lines == [
         "shop/a  unknown since 2026-11-28T10:00:00Z (interrupted before the outcome was recorded)"

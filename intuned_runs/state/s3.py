@@ -124,8 +124,8 @@ class S3Backend:
         if foreign:
             raise StateError(
                 f"journal {self.objects.url(self.journal_prefix[:-1])} belongs to another state (lineage {foreign[0]}, "
-                f"while {self.display} has lineage {base.lineage}): restore the state object it belongs to, "
-                "or remove those journal objects if you are sure they are stale"
+                f"while {self.display} has lineage {base.lineage}): restore the state file it belongs to, "
+                "or remove the journal if you are sure it is stale"
             )
         # Objects of an older base serial were folded already (a crash came before their removal).
         current = [item for item in journal if item[3] is None or item[3].base_serial >= base.serial]

@@ -183,12 +183,36 @@ class Lease:
 
 
 def force_unlock(objects: Objects, key: str) -> str | None:
-    """`state unlock`: remove the lease object; returns the holder it named, or None when there was none."""
+    """`state unlock`: remove the lease object; returns the holder it named, or None when there was none.
+
+    Refused (LockHeld) while the lease is live and its holder a running process on this machine; a holder
+    elsewhere cannot be checked, so the user's word that it is dead is taken."""
     current = objects.get(key)
     if current is None:
         return None
+    info = _holder(current.body)
+    expires = _parse_time(info.get("expires") if info is not None else None)
+    now = current.server_time if current.server_time is not None else objects.server_now()
+    live = expires is not None and now <= expires
+    if live and info is not None and info.get("host") == socket.gethostname() and _running(info.get("pid")):
+        raise LockHeld(
+            f"state is locked by {describe(info)}, a running process: stop it (the lock is freed when it "
+            "exits) instead of unlocking"
+        )
     objects.delete(key)
-    return describe(_holder(current.body))
+    return describe(info)
+
+
+def _running(pid: object) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _holder(body: bytes) -> dict[str, object] | None:

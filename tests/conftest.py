@@ -85,6 +85,8 @@ def state_backend(request: pytest.FixtureRequest) -> Callable[[Repo], Repo]:
         return lambda repo: repo
     if request.param == "s3":
         place = request.getfixturevalue("s3")  # a fresh bucket, AWS credentials in the environment
+        # A killed holder's lease expires in seconds, not a minute (docs/shared-state-s3.md, Testing).
+        request.getfixturevalue("monkeypatch").setenv("INTUNED_RUNS_S3_LEASE_SECONDS", "5")
 
         def attach_s3(repo: Repo) -> Repo:
             repo.store = S3StateStore(place, f"test-{uuid.uuid4().hex[:12]}/state.json")

@@ -8,9 +8,13 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
+from intuned_runs.emulator.server import Emulator
 from intuned_runs.state.format import loads
 from tests.acceptance.test_crash import job, received, settled
 from tests.helpers import EmulatorProcess, Repo, cli_command, remote, standard_env, wait_until
@@ -171,3 +175,31 @@ def test_the_aws_secret_key_appears_in_no_output_log_or_file(user_repo: Repo, s3
     leaked = [text for text in outputs if SECRET_ACCESS_KEY in text or SECRET_ACCESS_KEY[-12:] in text]
     assert leaked == []
     assert "Apply: " in "".join(outputs)  # the commands did run
+
+
+def test_migrate_file_to_postgresql_to_s3_to_file_keeps_everything(
+    user_repo: Repo, s3: S3Place, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    from tests.services import PostgresServer
+
+    user_repo.standard()
+    with Emulator(complete_after=0) as emu:
+        assert user_repo.cli("apply", "--yes", *remote(emu)).code == 0
+    with Emulator(complete_after=0, script=[500]) as emu:  # an unknown outcome
+        assert user_repo.cli("apply", "--yes", "--run", "daily-us", *remote(emu)).code == 1
+    assert user_repo.cli("state", "forget", "orders", "--yes").code == 0  # a tombstone (or none)
+    source = user_repo.state_path.read_bytes()
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    pg = server.url(f"round-{uuid.uuid4().hex[:8]}")
+    url = s3.url("migrated/state.json")
+    back = tmp_path / "back" / "state.json"
+    steps = [([], pg), (["--state", pg], url), (["--state", url], str(back))]
+    for state, target in steps:
+        result = user_repo.cli("state", "migrate", "--to", target, "--yes", *state)
+        assert result.code == 0, result.err
+    assert s3.read("migrated/state.json") == source  # every value, timestamps included, byte for byte
+    assert back.read_bytes() == source
+    assert s3.object_keys() == ["migrated/state.json"]  # locks released, no journal left
+    assert user_repo.cli("plan", "--state", url).out == user_repo.cli("plan").out
+    again = user_repo.cli("state", "migrate", "--to", url, "--yes")
+    assert again.code == 1 and "already holds a state" in again.err

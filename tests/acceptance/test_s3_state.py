@@ -16,9 +16,10 @@ import pytest
 
 from intuned_runs.emulator.server import Emulator
 from intuned_runs.state.format import loads
+from intuned_runs.state.s3 import S3Backend
 from tests.acceptance.test_crash import job, received, settled
 from tests.helpers import EmulatorProcess, Repo, cli_command, remote, standard_env, wait_until
-from tests.s3_server import SECRET_ACCESS_KEY, S3Place
+from tests.s3_server import SECRET_ACCESS_KEY, Address, S3Place
 
 
 def jobs(n: int) -> str:
@@ -203,3 +204,37 @@ def test_migrate_file_to_postgresql_to_s3_to_file_keeps_everything(
     assert user_repo.cli("plan", "--state", url).out == user_repo.cli("plan").out
     again = user_repo.cli("state", "migrate", "--to", url, "--yes")
     assert again.code == 1 and "already holds a state" in again.err
+
+
+def test_a_holder_whose_lease_is_taken_stops_submitting_and_exits_1(
+    user_repo: Repo, s3: S3Place, tmp_path: Path
+) -> None:
+    n = 80
+    user_repo.write("runs.d/jobs.yaml", jobs(n))
+    url = s3.url()
+    with EmulatorProcess(tmp_path / "received.jsonl", latency_ms=200) as emu:
+        runner = apply_process(user_repo, emu, url, "--concurrency", "2", INTUNED_RUNS_S3_LEASE_SECONDS="5")
+        try:
+            wait_until(lambda: len(emu.records()) >= 4, timeout=60, what="the apply to send")
+            # Another process took the lease over (as if this one had been frozen past its expiry).
+            s3.put(
+                "state.json.lock",
+                b'{"command": "other", "expires": "2999-01-01T00:00:00Z", "host": "h", '
+                b'"pid": 1, "since": "2026-01-01T00:00:00Z"}',
+            )
+            _, err = runner.communicate(timeout=60)
+        finally:
+            if runner.poll() is None:
+                runner.kill()
+                runner.communicate()
+        sent = received(emu)
+    assert runner.returncode == 1
+    assert "stopped submitting" in err
+    [error] = [line for line in err.splitlines() if line.startswith("error:")]
+    assert error.startswith("error: lost the lock s3://") and "another process replaced it" in error
+    assert "Traceback" not in err
+    assert sum(sent.values()) < n  # it stopped
+    assert max(sent.values()) == 1
+    assert b'"pid": 1' in s3.read("state.json.lock")  # the other holder's lease is untouched
+    state = S3Backend(Address(s3.bucket, "state.json", s3.endpoint, "us-east-1", True)).load()
+    assert {f"shop/job-{i}" for i in sent} <= {k for k, e in state.entries.items() if e.run_id or e.unknown}

@@ -16,8 +16,9 @@ import pytest
 
 from intuned_runs.emulator.server import Emulator
 from tests.helpers import API_KEY, SECRETS, TOOL_VARIABLES, Repo
-from tests.services import PostgresServer, S3Server, moto_s3, postgres_cluster
-from tests.state_backends import PostgresStateStore
+from tests.s3_server import moto_server, s3  # noqa: F401  (fixtures: moto's S3 server, a fresh bucket)
+from tests.services import PostgresServer, postgres_cluster
+from tests.state_backends import PostgresStateStore, S3StateStore
 
 
 @pytest.fixture
@@ -72,14 +73,7 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield server
 
 
-@pytest.fixture(scope="session")
-def moto_server() -> Iterator[S3Server]:
-    """moto's standalone S3 server for the session (tests/services.py)."""
-    with moto_s3() as server:
-        yield server
-
-
-STATE_BACKENDS = ["file", "postgresql"]  # s3 joins here (tests/state_backends.py)
+STATE_BACKENDS = ["file", "postgresql", "s3"]  # tests/state_backends.py
 
 
 @pytest.fixture(params=STATE_BACKENDS)
@@ -89,6 +83,16 @@ def state_backend(request: pytest.FixtureRequest) -> Callable[[Repo], Repo]:
     is the repository's default state."""
     if request.param == "file":
         return lambda repo: repo
+    if request.param == "s3":
+        place = request.getfixturevalue("s3")  # a fresh bucket, AWS credentials in the environment
+        # A killed holder's lease expires in seconds, not a minute (docs/shared-state-s3.md, Testing).
+        request.getfixturevalue("monkeypatch").setenv("INTUNED_RUNS_S3_LEASE_SECONDS", "5")
+
+        def attach_s3(repo: Repo) -> Repo:
+            repo.store = S3StateStore(place, f"test-{uuid.uuid4().hex[:12]}/state.json")
+            return repo
+
+        return attach_s3
     server: PostgresServer = request.getfixturevalue("postgres_server")
 
     def attach(repo: Repo) -> Repo:

@@ -1,8 +1,8 @@
 """The state as the tests see it, whichever backend keeps it (docs/shared-state.md): read and written
 behind the tool's back, the way a crash, a damaged store or another runner would leave it.
 
-`Repo.store` is one of these; the `state_backend` fixture (tests/conftest.py) attaches a postgresql one to
-a repository, so a test written for the file state runs against every backend. `Repo.cli` then passes
+`Repo.store` is one of these; the `state_backend` fixture (tests/conftest.py) attaches a postgresql or an
+s3 one to a repository, so a test written for the file state runs against every backend. `Repo.cli` then passes
 `--state URL` to every command that reads the state.
 
     read()              the state document's bytes, or None when there is none
@@ -171,4 +171,62 @@ class PostgresStateStore:
         return row is not None
 
 
-StateStore = FileStateStore | PostgresStateStore
+class S3StateStore:
+    """A state object in a bucket of moto's S3 server (tests/s3_server.py), read with a plain boto3 client."""
+
+    kind = "s3"
+    lock_advice = (
+        "; wait for it, use --lock-timeout DUR, or if no such process exists run 'intuned-runs state unlock' "
+        "(its lease also ends by itself once it expires)"
+    )
+
+    def __init__(self, place: Any, key: str) -> None:
+        self.place = place  # tests.s3_server.S3Place
+        self.key = key
+        self.url = place.url(key)
+        self.location = parse_location(self.url, Path("/"))
+        self.display = self.location.display
+        self.journal_display = f"s3://{place.bucket}/{key}.journal"
+        self.journal_prefix = f"{key}.journal/"
+        self.args = ["--state", self.url]
+
+    def _get(self, key: str) -> bytes | None:
+        try:
+            body: bytes = self.place.client.get_object(Bucket=self.place.bucket, Key=key)["Body"].read()
+        except self.place.client.exceptions.NoSuchKey:
+            return None
+        return body
+
+    def read(self) -> bytes | None:
+        return self._get(self.key)
+
+    def write_bytes(self, data: bytes) -> None:
+        self.place.put(self.key, data)
+
+    def journal(self) -> bytes | None:
+        """The journal objects as one file journal: the first header, then every object's records."""
+        keys = self.place.object_keys(self.journal_prefix)
+        if not keys:
+            return None
+        parts = [self._get(key) or b"" for key in keys]
+        header, _, first = parts[0].partition(b"\n")
+        return header + b"\n" + first + b"".join(part.partition(b"\n")[2] for part in parts[1:])
+
+    def write_journal(self, data: bytes) -> None:
+        for key in self.place.object_keys(self.journal_prefix):
+            self.place.client.delete_object(Bucket=self.place.bucket, Key=key)
+        lineage = json.loads(data.split(b"\n", 1)[0])["lineage"]
+        self.place.put(f"{self.journal_prefix}{lineage}/0000000001", data)
+
+    def lock(self, command: str) -> AbstractContextManager[None]:
+        return _backend(self.location).lock(command)
+
+    def leave_stale_lock(self, holder: dict[str, Any]) -> None:
+        # A dead holder's lease, expired by now (a live one would make the next runner wait for it).
+        self.place.put(f"{self.key}.lock", json.dumps({"expires": "2000-01-01T00:00:00Z", **holder}).encode())
+
+    def lock_exists(self) -> bool:
+        return self._get(f"{self.key}.lock") is not None
+
+
+StateStore = FileStateStore | PostgresStateStore | S3StateStore

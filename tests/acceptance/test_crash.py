@@ -132,8 +132,9 @@ def test_sigkill_mid_apply_never_sends_a_body_twice(
         listed = user_repo.cli("state", "list").out_lines
         assert len([line for line in listed if " unknown since " in line]) == len(unknown)
 
-        # The next apply sends every run never sent, and nothing else.
-        following = user_repo.cli("apply", "--yes", *remote(emu.url))
+        # The next apply sends every run never sent, and nothing else. It waits for the lock: an S3 lease
+        # left by the killed runner ends only once it expires (docs/shared-state-s3.md, Locking).
+        following = user_repo.cli("apply", "--yes", "--lock-timeout", "1m", *remote(emu.url))
         assert following.code == 1  # the unknown ones stay blocked
         assert following.out_lines[-1] == (
             f"Apply: {len(new)} submitted, 0 failed, 0 unknown, 0 skipped, 0 forgotten, {len(unknown)} blocked."

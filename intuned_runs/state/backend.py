@@ -16,7 +16,6 @@ backend keeps the same guarantees with its own lock and records.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Protocol
@@ -90,10 +89,9 @@ def open_backend(
             from intuned_runs.state.postgres import PostgresBackend
 
             return PostgresBackend(location, **options)  # type: ignore[arg-type]
-        # By name: the s3 module is built apart (docs/shared-state.md, S3); same layer, imported lazily.
-        s3 = importlib.import_module("intuned_runs.state.s3")
-        backend: Backend = s3.S3Backend(location, **options)
-        return backend
+        from intuned_runs.state.s3 import S3Backend
+
+        return S3Backend(location, **options)  # type: ignore[arg-type]
     except ImportError as e:
         root = (e.name or "").split(".")[0]
         if root not in EXTRAS:

@@ -25,9 +25,10 @@ from intuned_runs.errors import StateError
 from intuned_runs.redaction import Redactor
 from intuned_runs.state.format import dumps, loads
 from intuned_runs.state.journal import JournalHeader, Record, parse_journal, replay
+from intuned_runs.state.lock import Holder
 from intuned_runs.state.model import State
 from intuned_runs.state.s3_journal import ObjectJournal
-from intuned_runs.state.s3_lease import Lease, force_unlock, lease_seconds
+from intuned_runs.state.s3_lease import Lease, force_unlock, lease_seconds, live_holder
 from intuned_runs.state.s3_objects import POOL, Conflict, Objects, S3Address
 
 Upgrade = Callable[[State], State]
@@ -196,6 +197,10 @@ class S3Backend:
     def exists(self) -> bool:
         """Whether a state (or a journal) is kept here: `state migrate` never overwrites one."""
         return self.objects.get(self.key) is not None or bool(self.objects.list(self.journal_prefix))
+
+    def holder(self) -> Holder | None:
+        """Who holds the lease now, without taking it (plan's in-progress runs); None when nobody does."""
+        return live_holder(self.objects, self.lock_key)
 
     def force_unlock(self) -> str | None:
         """`state unlock`: remove the lease object; returns the holder it named, or None."""

@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 
 from intuned_runs.clock import timestamp
 from intuned_runs.errors import LockHeld, StateError
+from intuned_runs.state.lock import Holder
 from intuned_runs.state.lock import _describe as describe
 from intuned_runs.state.s3_objects import Conflict, Objects
 
@@ -201,6 +202,20 @@ def force_unlock(objects: Objects, key: str) -> str | None:
         )
     objects.delete(key)
     return describe(info)
+
+
+def live_holder(objects: Objects, key: str) -> Holder | None:
+    """Who holds the lease now, without taking it (plan's in-progress runs); None when nobody does or the
+    lease has expired (docs/plan.md, Blocked and in-progress runs)."""
+    current = objects.get(key)
+    if current is None:
+        return None
+    info = _holder(current.body)
+    expires = _parse_time(info.get("expires") if info is not None else None)
+    now = current.server_time if current.server_time is not None else objects.server_now()
+    if info is None or expires is None or now > expires:
+        return None
+    return Holder.from_json(info)
 
 
 def _running(pid: object) -> bool:

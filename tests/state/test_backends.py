@@ -35,7 +35,7 @@ from intuned_runs.state.journal import (
     UnknownRecord,
     WorkspaceRecord,
 )
-from intuned_runs.state.model import Entry, State, Unknown, bump
+from intuned_runs.state.model import Entry, State, Submission, Unknown, bump
 from intuned_runs.state.store import StateStore
 from tests.helpers import PROJECT
 from tests.services import PostgresServer
@@ -120,7 +120,13 @@ def test_apply_cycle_journal_then_fold(opener: Opener) -> None:
     assert folded == loaded == opener().load()
     assert folded.serial == 5
     assert folded.entries["shop/a"] == Entry(
-        "sha256:new", {"api": "new"}, "ru_2", "2026-11-28T16:22:00Z", "pending", "2026-11-28T16:22:00Z"
+        "sha256:new",
+        {"api": "new"},
+        "ru_2",
+        "2026-11-28T16:22:00Z",
+        "pending",
+        "2026-11-28T16:22:00Z",
+        history=(Submission("ru_2", "2026-11-28T16:22:00Z", "sha256:new", "pending"),),
     )
     assert "shop/b" not in folded.entries
     assert folded.entries["shop/c"].unknown == Unknown("2026-11-28T16:26:00Z", "read timeout")

@@ -16,7 +16,7 @@ from intuned_runs.config import EMULATOR_WORKSPACE, Settings
 from intuned_runs.desired import Desired
 from intuned_runs.errors import Interrupted
 from intuned_runs.fingerprint import FINGERPRINT_VERSION
-from intuned_runs.location import Location
+from intuned_runs.location import FileLocation, Location
 from intuned_runs.problems import Problem, errors_in, strictly
 from intuned_runs.report.output import Output
 from intuned_runs.report.plan import Context
@@ -82,6 +82,13 @@ def load_state(backend: Backend) -> State:
     (docs/apply.md, Crash safety)."""
     with heap.loading():
         return backend.load()
+
+
+def check_state_file(repository: Repository, out: Output) -> None:
+    """validate and render: a state file that cannot be trusted is an error for them too, but a shared
+    state is not contacted (docs/shared-state.md): a pre-commit hook or a fork has no credentials for it."""
+    if isinstance(repository.config.state_location, FileLocation):
+        load_state(backend_of(repository, out))
 
 
 def load_for_plan(backend: Backend) -> tuple[State, Holder | None]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from intuned_runs.commands.common import backend_of, load_state, open_repository, settings_from, validated
+from intuned_runs.commands.common import check_state_file, open_repository, settings_from, validated
 from intuned_runs.errors import EXIT_ERROR, EXIT_OK
 from intuned_runs.report.output import Output
 from intuned_runs.report.runs import render_json, render_yaml
@@ -17,7 +17,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
     desired = validated(repository, out)
     if desired is None:
         return EXIT_ERROR
-    load_state(backend_of(repository, out))  # a state that cannot be trusted is an error for every command
+    check_state_file(repository, out)
     candidates = [*((r.key, r.labels) for r in desired.runs), *((u.key, u.labels) for u in desired.unplanned)]
     check_all_match(parse(args.selectors), candidates, "selector")
     out.out(render_json(desired.runs) if args.json else render_yaml(desired.runs))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from intuned_runs.commands.common import backend_of, load_state, open_repository, report_problems, settings_from
+from intuned_runs.commands.common import check_state_file, open_repository, report_problems, settings_from
 from intuned_runs.errors import EXIT_ERROR, EXIT_OK, ProblemsFound
 from intuned_runs.problems import errors_in, strictly
 from intuned_runs.report.output import Output
@@ -19,7 +19,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
         repository = open_repository(settings_from(args), out)
         problems = list(repository.desired.problems)
         runs = len(repository.desired.runs)
-        load_state(backend_of(repository, out))  # a state that cannot be trusted is an error here too
+        check_state_file(repository, out)
     except ProblemsFound as e:
         problems = list(e.problems)
     problems = strictly(problems, args.strict)

@@ -215,6 +215,8 @@ def live_holder(objects: Objects, key: str) -> Holder | None:
     now = current.server_time if current.server_time is not None else objects.server_now()
     if info is None or expires is None or now > expires:
         return None
+    if info.get("host") == socket.gethostname() and not _running(info.get("pid")):
+        return None  # a holder on this machine that died (SIGKILL) before its lease ran out
     return Holder.from_json(info)
 
 

@@ -91,6 +91,18 @@ def test_a_state_url_that_cannot_be_used_is_one_error_line(user_repo: Repo, text
     assert not (user_repo.root / ".intuned-runs").exists()  # never a relative file path
 
 
+def test_validate_and_render_do_not_contact_a_shared_state(user_repo: Repo) -> None:
+    # A pre-commit hook or a fork's pull request has no credentials for the shared state; plan needs it.
+    user_repo.write("intuned-runs.yaml", "state: 'postgresql://ci:pw-secret@127.0.0.1:1/intuned'\n")
+    user_repo.standard()
+    assert user_repo.cli("validate").code == 0
+    assert user_repo.cli("render", "--json").code == 0
+    result = user_repo.cli("plan")
+    assert result.code == 1
+    assert result.err_lines[-1].startswith("error: cannot connect to state postgresql://ci:***@127.0.0.1:1/intuned")
+    assert "pw-secret" not in result.err
+
+
 def test_an_environment_needs_its_own_state_under_a_url(user_repo: Repo) -> None:
     user_repo.write(
         "intuned-runs.yaml",

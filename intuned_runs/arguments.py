@@ -352,6 +352,7 @@ def _state_commands(parser: argparse.ArgumentParser) -> None:
     s = state_command("adopt", "record defined runs as submitted, as they are now; nothing is sent")
     s.add_argument("selectors", nargs="+", metavar="SEL", help=SELECTOR_HELP)
     s.add_argument("--run-id", metavar="ID", help="the run ID, when one run is selected (default: none)")
+    _flag(s, "--yes", "-y", help="do not ask for confirmation")
     s = state_command("migrate", "copy the state to another backend or path; the source is left as it was")
     s.add_argument(
         "--to",

@@ -73,9 +73,10 @@ def test_ci_credentials_never_reach_a_plan(
 
 
 def test_a_credential_listed_by_its_exact_name_is_readable(repo: Repo, clean_env: pytest.MonkeyPatch) -> None:
-    clean_env.setenv("AWS_SECRET_ACCESS_KEY", "value-listed-on-purpose")
-    repo.write("intuned-runs.yaml", "env_allow: [AWS_SECRET_ACCESS_KEY]\n")
-    repo.write("runs.d/a.yaml", one_run('{s: "{{ env.AWS_SECRET_ACCESS_KEY }}"}'))
+    # (Not AWS_SECRET_ACCESS_KEY: the AWS secret key is masked in every output, being a state credential.)
+    clean_env.setenv("DEPLOY_TOKEN", "value-listed-on-purpose")
+    repo.write("intuned-runs.yaml", "env_allow: [DEPLOY_TOKEN]\n")
+    repo.write("runs.d/a.yaml", one_run('{s: "{{ env.DEPLOY_TOKEN }}"}'))
     result = repo.cli("render", "--json")
     assert result.code == 0
     assert result.json()["runs"][0]["request"]["parameters"] == {"s": "value-listed-on-purpose"}

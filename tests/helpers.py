@@ -315,6 +315,10 @@ class Repo:
     def cli(self, *argv: str) -> CliResult:
         return run_main("-C", str(self.root), *self.with_state(argv))
 
+    def context(self, workspace: str | None = None, env: str | None = None) -> str:
+        """The context line of a plan or apply against this repository's state."""
+        return context(workspace, env, self.store.display)
+
     def with_state(self, argv: tuple[str, ...] | list[str]) -> list[str]:
         """`argv` with the store's `--state URL` after it when its command reads the state."""
         command, rest = None, list(argv)

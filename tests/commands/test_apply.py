@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -25,7 +25,6 @@ from tests.helpers import (
     Repo,
     bodies,
     cli_command,
-    context,
     free_port,
     remote,
     run_in_terminal,
@@ -39,6 +38,12 @@ CONFIRM = (
 )
 ONE_RUN = "runs:\n  - {name: daily-us, project: shop, request: {api: products/list, parameters: {region: us}}}\n"
 ONE_BODY = {"api": "products/list", "parameters": {"region": "us"}}
+
+
+@pytest.fixture
+def user_repo(user_repo: Repo, state_backend: Callable[[Repo], Repo]) -> Repo:
+    """Every test here runs against each backend (tests/state_backends.py)."""
+    return state_backend(user_repo)
 
 
 def outcome_lines(result: CliResult) -> list[str]:
@@ -83,7 +88,7 @@ def test_first_apply_sends_every_body_exactly_as_rendered(user_repo: Repo, emula
     ]
     assert outcome_lines(result) == submitted_lines(user_repo, "portal/orders", "shop/daily-us", "shop/hourly")
     assert result.out_lines[-1] == summary(submitted=3)
-    assert result.err_lines == [context(WS)]
+    assert result.err_lines == [user_repo.context(WS)]
     # As rendered, with the real secret values, nothing added and nothing dropped.
     assert sort_bodies(bodies(emulator)) == sort_bodies(
         [("portal", BODY_ORDERS), ("shop", BODY_DAILY_US), ("shop", BODY_HOURLY)]
@@ -137,7 +142,11 @@ def test_nothing_to_submit(user_repo: Repo, emulator: Emulator) -> None:
     user_repo.write("runs.d/shop.yaml", ONE_RUN)
     assert user_repo.cli("apply", "--yes", *remote(emulator)).code == 0
     result = user_repo.cli("apply", *remote(emulator))  # no --yes needed when there is nothing to do
-    assert (result.code, result.out_lines, result.err_lines) == (0, ["No changes. 1 run up to date."], [context(WS)])
+    assert (result.code, result.out_lines, result.err_lines) == (
+        0,
+        ["No changes. 1 run up to date."],
+        [user_repo.context(WS)],
+    )
     result = user_repo.cli("apply", "--yes", "--detailed-exitcode", *remote(emulator))
     assert result.code == 0
     assert len(emulator.received) == 1
@@ -233,10 +242,10 @@ def test_without_a_tty_apply_refuses_without_yes(user_repo: Repo, emulator: Emul
     for argv in (["apply"], ["apply", "--json"]):
         result = user_repo.cli(*argv, *remote(emulator))
         assert result.code == 1
-        assert result.err_lines == [context(WS), CONFIRM]
+        assert result.err_lines == [user_repo.context(WS), CONFIRM]
         assert "Submit" not in result.err
     assert emulator.received == []
-    assert not user_repo.journal_path.exists()
+    assert user_repo.store.journal() is None
 
 
 def test_on_a_terminal_apply_shows_the_plan_and_asks(user_repo: Repo, emulator: Emulator) -> None:
@@ -248,7 +257,7 @@ def test_on_a_terminal_apply_shows_the_plan_and_asks(user_repo: Repo, emulator: 
     assert "\x1b[32m+ shop/daily-us\x1b[0m  new  runs.d/shop.yaml:5\n" in shown
     assert "Submit 3 runs? [y/N] n\nApply cancelled: nothing was submitted.\n" in shown
     assert emulator.received == []
-    assert not user_repo.state_path.exists() or user_repo.state()["entries"] == {}
+    assert user_repo.store.read() is None or user_repo.state()["entries"] == {}
 
     # A person at a terminal is the check max_submit stands in for: it does not apply there.
     code, shown = run_in_terminal([*argv, "--max-submit", "1"], "y", standard_env())
@@ -274,7 +283,7 @@ def test_guard_validation_error(guarded: tuple[Repo, Emulator]) -> None:
     assert result.code == 1
     assert result.out == ""
     [shown, line] = result.err_lines
-    assert shown == context(WS)
+    assert shown == repo.context(WS)
     assert re.fullmatch(r"runs\.d/broken\.yaml:2:\d+: error: request\.saveTrace: .*boolean.*", line), line
 
 
@@ -285,7 +294,7 @@ def test_guard_missing_secrets_are_named_at_once(guarded: tuple[Repo, Emulator],
     result = repo.cli("apply", "--yes", *remote(emu))
     assert result.code == 1
     assert result.err_lines == [
-        context(WS),
+        repo.context(WS),
         "error: secrets not set: HOOK_TOKEN, PROXY_URL (needed by runs to submit): export them and retry",
     ]
 
@@ -296,7 +305,7 @@ def test_guard_an_empty_secret_is_missing(guarded: tuple[Repo, Emulator], env: p
     result = repo.cli("apply", "--yes", *remote(emu))
     assert result.code == 1
     assert result.err_lines == [
-        context(WS),
+        repo.context(WS),
         "error: secrets not set: PROXY_URL (needed by runs to submit): export them and retry",
     ]
 
@@ -338,7 +347,7 @@ def test_guards(guarded: tuple[Repo, Emulator], argv: list[str], message: str) -
     repo, emu = guarded
     result = repo.cli("apply", "--yes", *[emu.url if a == "URL" else a for a in argv])
     assert result.code == 1
-    assert result.err_lines == [context(WS if WS in argv else None), message]
+    assert result.err_lines == [repo.context(WS if WS in argv else None), message]
     assert outcome_lines(result) == []
     assert "Apply:" not in result.out
 
@@ -349,7 +358,7 @@ def test_guard_max_submit_from_the_config(guarded: tuple[Repo, Emulator]) -> Non
     result = repo.cli("apply", "--yes", *remote(emu))
     assert result.code == 1
     assert result.err_lines == [
-        context(WS),
+        repo.context(WS),
         "error: the plan submits 3 runs, more than max_submit 1: check the state is the right one, "
         "then pass --max-submit 3 (or set max_submit in the config)",
     ]
@@ -361,7 +370,7 @@ def test_guard_no_api_key(guarded: tuple[Repo, Emulator], env: pytest.MonkeyPatc
     result = repo.cli("apply", "--yes", *remote(emu))
     assert result.code == 1
     assert result.err_lines == [
-        context(WS),
+        repo.context(WS),
         "error: INTUNED_API_KEY is not set: export the workspace's API key (it is never read from a file)",
     ]
 
@@ -373,14 +382,14 @@ def test_guard_state_of_another_workspace(user_repo: Repo, emulator: Emulator) -
     result = user_repo.cli("apply", "--yes", *remote(emulator, OTHER_WS))
     assert result.code == 1
     assert result.err_lines == [
-        context(OTHER_WS),
-        f"error: the state .intuned-runs/state.json belongs to workspace {WS}, not {OTHER_WS}: "
+        user_repo.context(OTHER_WS),
+        f"error: the state {user_repo.store.display} belongs to workspace {WS}, not {OTHER_WS}: "
         "use the right --env or state file",
     ]
     planned = user_repo.cli("plan", *remote(emulator, OTHER_WS))
     assert planned.code == 0
     assert planned.err_lines == [
-        context(OTHER_WS),
+        user_repo.context(OTHER_WS),
         f"warning: the state belongs to workspace {WS}, but the workspace is {OTHER_WS}: apply will refuse",
     ]
     assert len(emulator.received) == 1
@@ -462,14 +471,14 @@ def test_500_is_unknown_and_blocks_the_run(one_run: Repo) -> None:
         "'intuned-runs state resolve shop/daily-us --submitted|--not-submitted', or plan with --retry-unknown or --run"
     )
     assert again.code == 1  # a blocked run is a failure of apply
-    assert again.err_lines == [context(WS), blocked]
+    assert again.err_lines == [one_run.context(WS), blocked]
     plan = one_run.cli("plan")
     assert plan.out_lines == [
         "? shop/daily-us  unknown  runs.d/shop.yaml:2",
         "",
         "Plan: 0 to submit (0 new, 0 changed, 0 requested, 0 always), 0 unchanged, 0 to forget, 1 blocked.",
     ]
-    assert plan.err_lines == [context(), blocked]
+    assert plan.err_lines == [one_run.context(), blocked]
 
 
 def test_a_blocked_run_stays_blocked_after_an_edit(one_run: Repo) -> None:
@@ -483,7 +492,7 @@ def test_a_blocked_run_stays_blocked_after_an_edit(one_run: Repo) -> None:
         "Plan: 0 to submit (0 new, 0 changed, 0 requested, 0 always), 0 unchanged, 0 to forget, 1 blocked."
     ]
     assert [line.split(" since ")[0] for line in result.err_lines] == [
-        context(WS),
+        one_run.context(WS),
         "blocked: shop/daily-us: outcome unknown",
     ]
 
@@ -584,7 +593,7 @@ def test_resolve_submitted_clears_the_block(unknown: tuple[Repo, Emulator]) -> N
     entry = repo.state()["entries"]["shop/daily-us"]
     assert (entry["unknown"], entry["run_id"]) == (None, "ru_seen_in_console")
     plan = repo.cli("plan")
-    assert (plan.out_lines, plan.err_lines) == (["No changes. 1 run up to date."], [context()])
+    assert (plan.out_lines, plan.err_lines) == (["No changes. 1 run up to date."], [repo.context()])
     assert repo.cli("apply", "--yes", *remote(emu)).code == 0
     assert len(emu.received) == 1
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,6 @@ from tests.helpers import (
     WS,
     Repo,
     bodies,
-    context,
     remote,
     sort_bodies,
 )
@@ -46,6 +45,12 @@ INVOICES = """\
     project: portal
     request: {api: invoices/download, parameters: {month: "2026-10"}}
 """
+
+
+@pytest.fixture
+def user_repo(user_repo: Repo, state_backend: Callable[[Repo], Repo]) -> Repo:
+    """Every test here runs against each backend (tests/state_backends.py)."""
+    return state_backend(user_repo)
 
 
 @pytest.fixture
@@ -95,7 +100,7 @@ def test_text_lists_runs_that_are_not_unchanged_sorted_then_the_summary(mixed: R
     result = mixed.cli("plan")
     assert result.code == 0
     assert result.out_lines == MIXED_LINES
-    assert result.err_lines == [context(), blocked_line(mixed, "portal/refund")]
+    assert result.err_lines == [mixed.context(), blocked_line(mixed, "portal/refund")]
     assert (
         mixed.state()["entries"]["portal/refund"]["unknown"]["reason"] == "500: Internal Server Error (injected fault)"
     )
@@ -117,7 +122,7 @@ def test_json_lists_every_planned_run_with_a_redacted_request(mixed: Repo) -> No
     document = result.json()
     assert list(document) == ["format_version", "context", "summary", "moves", "problems", "runs"]
     assert document["format_version"] == 1
-    assert document["context"] == {"env": None, "workspace_id": None, "state": ".intuned-runs/state.json"}
+    assert document["context"] == {"env": None, "workspace_id": None, "state": mixed.store.display}
     assert (document["moves"], document["problems"]) == ([], [])
     assert document["summary"] == {
         "submit": 3,
@@ -174,7 +179,7 @@ def test_json_lists_every_planned_run_with_a_redacted_request(mixed: Repo) -> No
     assert runs["shop/hourly"]["request"]["sink"]["headers"] == {"Authorization": "Bearer (secret:HOOK_TOKEN)"}
     assert runs["shop/hourly"]["changes"] == []
     assert "retry" not in daily["request"]  # as written: no defaults filled in
-    assert result.err_lines == [context(), blocked_line(mixed, "portal/refund")]
+    assert result.err_lines == [mixed.context(), blocked_line(mixed, "portal/refund")]
 
 
 def test_format_json_is_the_same_as_json(mixed: Repo) -> None:
@@ -200,7 +205,7 @@ def test_markdown_has_a_heading_a_summary_table_and_a_diff_per_run(mixed: Repo) 
     assert result.code == 0
     lines = result.out_lines
     assert lines[:7] == [
-        "### intuned-runs plan: env (none), workspace (not set), state `.intuned-runs/state.json`",
+        f"### intuned-runs plan: env (none), workspace (not set), state `{mixed.store.display}`",
         "",
         MIXED_LINES[-1],
         "",
@@ -276,7 +281,11 @@ def test_no_changes_is_one_line_and_exit_0(user_repo: Repo, emulator: Emulator) 
     assert user_repo.cli("apply", "--yes", *remote(emulator)).code == 0
     for argv in (["plan"], ["plan", "--detailed-exitcode"]):
         result = user_repo.cli(*argv)
-        assert (result.code, result.out_lines, result.err_lines) == (0, ["No changes. 1 run up to date."], [context()])
+        assert (result.code, result.out_lines, result.err_lines) == (
+            0,
+            ["No changes. 1 run up to date."],
+            [user_repo.context()],
+        )
 
 
 def test_a_forget_alone_is_a_change_for_detailed_exitcode(user_repo: Repo, emulator: Emulator) -> None:
@@ -300,7 +309,7 @@ def test_blocked_alone_is_not_a_change_for_detailed_exitcode(mixed: Repo) -> Non
         "",
         "Plan: 0 to submit (0 new, 0 changed, 0 requested, 0 always), 0 unchanged, 0 to forget, 1 blocked.",
     ]
-    assert result.err_lines == [context(), blocked_line(mixed, "portal/refund")]
+    assert result.err_lines == [mixed.context(), blocked_line(mixed, "portal/refund")]
 
 
 @pytest.mark.parametrize(
@@ -384,7 +393,7 @@ def test_saved_plan_holds_the_plan_and_its_inputs_but_no_secret(user_repo: Repo,
     result = user_repo.cli("plan", "--out", str(plan_file), "--var", "region=eu", *remote(emulator))
     assert result.code == 0
     assert result.err_lines == [
-        context(WS),
+        user_repo.context(WS),
         f"Saved the plan to {plan_file}: apply it with 'intuned-runs apply {plan_file}'.",
     ]
     text = plan_file.read_text(encoding="utf-8")
@@ -396,7 +405,7 @@ def test_saved_plan_holds_the_plan_and_its_inputs_but_no_secret(user_repo: Repo,
     assert saved["env"] is None
     assert saved["vars"] == ["region=eu"]
     assert saved["workspace_id"] == WS
-    assert saved["state_path"] == ".intuned-runs/state.json"
+    assert saved["state_path"] == user_repo.store.display
     assert (saved["lineage"], saved["serial"]) == (state["lineage"], state["serial"])
     assert saved["schema_version"] == "0.0.2"
     assert saved["summary"]["submit"] == 2
@@ -453,7 +462,7 @@ def test_a_saved_plan_is_stale_after_another_apply(user_repo: Repo, emulator: Em
     result = user_repo.cli("apply", str(plan_file), *remote(emulator))
     assert result.code == 1
     assert result.err_lines == [
-        context(WS),
+        user_repo.context(WS),
         "error: Saved plan is stale: the state changed since the plan (serial 1 → 2): plan again",
     ]
     assert result.out == ""
@@ -467,11 +476,11 @@ def test_a_saved_plan_is_stale_when_a_planned_run_was_edited(user_repo: Repo, em
     result = user_repo.cli("apply", str(plan_file), *remote(emulator))
     assert result.code == 1
     assert result.err_lines == [
-        context(WS),
+        user_repo.context(WS),
         "error: Saved plan is stale: run shop/daily-us changed since the plan: plan again",
     ]
     assert emulator.received == []
-    assert not user_repo.state_path.exists() or user_repo.state()["entries"] == {}
+    assert user_repo.store.read() is None or user_repo.state()["entries"] == {}
 
 
 def test_a_saved_plan_is_stale_in_another_workspace(user_repo: Repo, emulator: Emulator) -> None:
@@ -480,7 +489,7 @@ def test_a_saved_plan_is_stale_in_another_workspace(user_repo: Repo, emulator: E
     result = user_repo.cli("apply", str(plan_file), *remote(emulator, OTHER_WS))
     assert result.code == 1
     assert result.err_lines == [
-        context(OTHER_WS),
+        user_repo.context(OTHER_WS),
         f"error: Saved plan is stale: the workspace is {OTHER_WS}, the plan was made for {WS}",
     ]
     assert emulator.received == []
@@ -497,7 +506,7 @@ def test_a_saved_plan_made_before_the_first_apply_can_be_applied(user_repo: Repo
     again = user_repo.cli("apply", str(plan_file), *remote(emulator))
     assert again.code == 1
     assert again.err_lines == [
-        context(WS),
+        user_repo.context(WS),
         "error: Saved plan is stale: the state changed since the plan (serial 0 → 1): plan again",
     ]
     assert len(emulator.received) == 3

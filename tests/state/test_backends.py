@@ -23,7 +23,7 @@ import pytest
 from intuned_runs.errors import LockHeld
 from intuned_runs.location import parse_location
 from intuned_runs.redaction import Redactor
-from intuned_runs.state.backend import Backend
+from intuned_runs.state.backend import Backend, open_backend
 from intuned_runs.state.format import dumps
 from intuned_runs.state.journal import (
     NO_OUTCOME,
@@ -325,3 +325,18 @@ def test_sigkill_of_a_holder_loses_no_journaled_submission_and_frees_the_lock(
         assert (state.entries[key].run_id, state.entries[key].unknown) == (f"ru_{key}", None)
     with opener().lock("the next holder", timeout=5):  # free at once: the kernel or the server released it
         pass
+
+
+def test_processes_starting_at_once_create_the_tables_once(
+    postgres_server: PostgresServer, children: list[subprocess.Popen[bytes]]
+) -> None:
+    """The first use creates the schema and tables; six processes doing it at once all succeed."""
+    where = postgres_server.url("first-use", schema=f"fresh_{uuid.uuid4().hex[:8]}")
+    writers = [spawn(children, where, f"w{n}", "2") for n in range(6)]
+    for writer in writers:
+        writer.wait(timeout=120)
+    assert [w.returncode for w in writers] == [0] * 6
+    state = open_backend(
+        parse_location(where, Path("/")), redactor=None, upgrade=lambda s: s, fingerprint_version=1, schema_version=None
+    ).load()
+    assert (state.serial, len(state.entries)) == (12, 12)

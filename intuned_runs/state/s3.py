@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +36,10 @@ Upgrade = Callable[[State], State]
 NOT_ENFORCED = "S3 endpoint does not enforce conditional writes: refusing to keep state there"
 _JOURNAL_NAME = re.compile(r"([^/]+)/(\d+)")
 _probed: set[tuple[str | None, str]] = set()  # (endpoint, bucket) found to enforce conditional writes
+
+
+class _Newer(StateError):
+    """A journal object continues a newer serial than the state object read."""
 
 
 class S3Backend:
@@ -91,7 +96,12 @@ class S3Backend:
             bodies = self._read_objects(keys)
             if None in bodies.values() and attempt < 2:
                 continue  # removed by a fold while we read: read again
-            return self._replayed(state, keys, bodies), keys
+            try:
+                return self._replayed(state, keys, bodies), keys
+            except _Newer:
+                if attempt == 2:
+                    raise
+                time.sleep(0.2)  # a journal newer than the state read: read both again
         raise AssertionError("unreachable")
 
     def _read_objects(self, keys: list[str]) -> dict[str, bytes | None]:
@@ -140,7 +150,7 @@ class S3Backend:
                     "be trusted: inspect it (it records runs that may have been submitted), then retry"
                 )
             if header.base_serial != base.serial:
-                raise StateError(
+                raise _Newer(
                     f"journal object {self.objects.url(key)} continues serial {header.base_serial}, but "
                     f"{self.display} has serial {base.serial}: the state object was replaced by an older "
                     "version; restore the newest one"

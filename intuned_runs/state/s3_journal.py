@@ -53,6 +53,9 @@ class ObjectJournal:
         self._closing = False
         self._broken: StateError | None = None
         self.objects_written = 0
+        # The journal exists from now on (SEQ 1 is the header alone), as the file journal does once
+        # created: a `write` over it is refused until it is folded.
+        self._put(self._header)
         self._writer = threading.Thread(target=self._write_loop, name="s3-journal", daemon=True)
         self._writer.start()
 
@@ -111,24 +114,26 @@ class ObjectJournal:
                     return
                 lines, self._pending = self._pending, []
                 upto = self._written
-            self._seq += 1
-            key = object_key(self._prefix, self.base.lineage, self._seq)
             try:
-                self._objects.put(key, self._header + b"".join(lines))
-            except Conflict:
-                broken = StateError(
-                    f"journal object {self._objects.url(key)} exists already: another process is writing this "
-                    "state's journal; stop it, then retry"
-                )
+                self._put(self._header + b"".join(lines))
             except StateError as e:
-                broken = e
-            else:
                 with self._cond:
-                    self.objects_written += 1
-                    self._kept = upto
+                    self._broken = e
                     self._cond.notify_all()
-                continue
+                return
             with self._cond:
-                self._broken = broken
+                self._kept = upto
                 self._cond.notify_all()
-            return
+
+    def _put(self, body: bytes) -> None:
+        """Create the next object (only the writer thread calls this once it runs)."""
+        self._seq += 1
+        key = object_key(self._prefix, self.base.lineage, self._seq)
+        try:
+            self._objects.put(key, body)
+        except Conflict:
+            raise StateError(
+                f"journal object {self._objects.url(key)} exists already: another process is writing this "
+                "state's journal; stop it, then retry"
+            ) from None
+        self.objects_written += 1

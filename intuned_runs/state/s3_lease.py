@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import socket
 import threading
@@ -31,6 +32,8 @@ LEASE_SECONDS = 60.0
 # Tests (and only tests) shorten the lease to see a killed holder's lease expire (docs/shared-state-s3.md).
 LEASE_VARIABLE = "INTUNED_RUNS_S3_LEASE_SECONDS"
 POLL_INTERVAL = 0.5
+_IN_PROCESS = threading.Lock()
+_HELD: set[str] = set()  # the leases this process holds (s3://BUCKET/KEY.lock)
 
 
 def lease_seconds() -> float:
@@ -72,7 +75,7 @@ class Lease:
         self.command = command
         self.seconds = seconds
         self.renew_every = seconds / 3
-        self._margin = seconds / 6 + 0.5  # the Date header and `expires` have whole seconds
+        self._margin = seconds / 6 + 0.5  # for a slow clock, and a request between renewal and `Date`
         self._clock = clock
         self._etag: str | None = None
         self._since = ""
@@ -104,14 +107,9 @@ class Lease:
 
     def _try(self) -> str | None:
         """Take the lease now, or describe who holds it."""
-        started = self._clock()
-        self._since = timestamp(datetime.fromtimestamp(self._objects.server_now(), timezone.utc))
-        try:
-            self._etag = self._objects.put(self.key, self._body())
-        except Conflict:
-            pass
-        else:
-            self._valid_until = started + self.seconds - self._margin
+        with _IN_PROCESS:
+            taken = self._take()
+        if taken:
             return None
         current = self._objects.get(self.key)
         if current is None:
@@ -119,18 +117,33 @@ class Lease:
         info = _holder(current.body)
         expires = _parse_time(info.get("expires") if info is not None else None)
         now = current.server_time if current.server_time is not None else self._objects.server_now()
-        if expires is None or now <= expires:  # an unreadable lock object is never taken over
-            return describe(info)
+        if expires is None or now <= expires or self._objects.url(self.key) in _HELD:
+            return describe(info)  # an unreadable lock object is never taken over
+        with _IN_PROCESS:
+            taken = self._take(current.etag)
+        return None if taken else self._try()
+
+    def _take(self, expired_etag: str | None = None) -> bool:
+        """Create the lease (or replace the expired one with that ETag); the caller holds _IN_PROCESS.
+
+        Two leases of one process hold the same pid, host and times, so the same body and ETag: the
+        process's own register, not S3, tells them apart."""
+        name = self._objects.url(self.key)
+        if name in _HELD:
+            return False
         started = self._clock()
-        try:  # expired: take it over, unless another process does first
-            self._etag = self._objects.put(self.key, self._body(), if_match=current.etag)
+        self._since = timestamp(datetime.fromtimestamp(self._objects.server_now(), timezone.utc))
+        try:
+            self._etag = self._objects.put(self.key, self._body(), if_match=expired_etag)
         except Conflict:
-            return self._try()
+            return False
         self._valid_until = started + self.seconds - self._margin
-        return None
+        _HELD.add(name)
+        return True
 
     def _body(self) -> bytes:
-        expires = datetime.fromtimestamp(self._objects.server_now() + self.seconds, timezone.utc)
+        # rounded up to whole seconds (the timestamp format), never down
+        expires = datetime.fromtimestamp(math.ceil(self._objects.server_now() + self.seconds), timezone.utc)
         info = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
@@ -176,6 +189,9 @@ class Lease:
         self._stop.set()
         if self._renewer is not None:
             self._renewer.join()
+        if self._etag is not None:
+            with _IN_PROCESS:
+                _HELD.discard(self._objects.url(self.key))
         if self._etag is None or self._lost is not None:
             return  # never held, or another process may hold it now
         with contextlib.suppress(Conflict, StateError):  # taken over, or unreachable: it expires by itself

@@ -169,7 +169,9 @@ class Objects:
             server = parsedate_to_datetime(date).timestamp()
         except (TypeError, ValueError):
             return None
-        self.skew = server - time.time()
+        # `Date` has whole seconds: the server's clock is up to 1 s past it. Leases are written with this
+        # upper bound, so a lease never ends sooner than its holder believes.
+        self.skew = server + 1 - time.time()
         return server
 
     def _error(self, e: Exception, action: str) -> StateError:

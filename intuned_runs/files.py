@@ -7,7 +7,6 @@ reader never sees half a file and a crash leaves the old one (docs/apply.md, Cra
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 
@@ -30,7 +29,7 @@ def write_atomic(path: Path, data: bytes, *, fsync: bool = True) -> None:
 
     Raises OSError (the temp file is removed); the caller words it."""
     directory = path.parent
-    temp = directory / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    temp = directory / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
     try:
         directory.mkdir(parents=True, exist_ok=True)
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)

@@ -6,7 +6,6 @@ steps; a backend (`state.backend`) keeps them, crash-safe.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -77,6 +76,8 @@ class State:
 
     @classmethod
     def empty(cls, fingerprint_version: int, schema_version: str | None) -> State:
+        import uuid  # with platform, a few ms that a plan of an existing state never needs (docs/performance.md)
+
         return cls(
             lineage=str(uuid.uuid4()),
             serial=0,

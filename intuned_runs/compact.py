@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
+_CONTAINERS = frozenset({dict, list})
 SHORT = 200  # longer strings are rarely repeated: not worth a table entry
 EMPTY: Mapping[str, Any] = {}  # one empty map for all (a run without a matrix); templates cannot change it
 
@@ -47,37 +48,47 @@ class Interner:
         return self._sets.setdefault(names, names)
 
     def value(self, value: Any) -> Any:
-        """`value` (a JSON value) with its strings and small maps of scalars shared with equal ones seen before."""
+        """`value` (a JSON value) with its strings and small maps shared with equal ones seen before.
+
+        One call per map or list, none per scalar: this walk runs over every request of a 100,000-run plan."""
         cls = value.__class__
         if cls is str:
             return self.string(value)
-        if cls is dict:
-            string = self.string
-            item = self.value
-            return self.mapping({string(k) if k.__class__ is str else k: item(v) for k, v in value.items()})
         if cls is list:
-            return [self.value(v) for v in value]
-        return value
-
-    def mapping(self, value: dict[str, Any]) -> dict[str, Any]:
-        """`value`, whose items are shared already, or an equal map seen before: maps of scalars and of such
-        shared maps are shared."""
-        if len(value) > 8:
+            return [self.value(v) if v.__class__ in _CONTAINERS else self._scalar(v) for v in value]
+        if cls is not dict:
             return value
-        # The class is part of the key: 1, 1.0 and True are equal in Python but not in JSON.
-        key = []
+        strings, shared = self._strings, self._shared
+        out = {}
+        key: list[tuple[Any, ...]] | None = [] if len(value) <= 8 else None
         for k, v in value.items():
+            if k.__class__ is str and len(k) <= SHORT:
+                k = strings.setdefault(k, k)
             cls = v.__class__
-            if cls in _SCALARS:
-                key.append((k, cls, v))
-            elif cls is dict and id(v) in self._shared:
-                key.append((k, cls, id(v)))
-            else:
-                return value
+            if cls is str:
+                if len(v) <= SHORT:
+                    v = strings.setdefault(v, v)
+            elif cls is dict or cls is list:
+                v = self.value(v)
+                cls = v.__class__
+            out[k] = v
+            if key is not None:
+                # The class is part of the key: 1, 1.0 and True are equal in Python but not in JSON.
+                if cls in _SCALARS:
+                    key.append((k, cls, v))
+                elif cls is dict and id(v) in shared:
+                    key.append((k, cls, id(v)))
+                else:
+                    key = None
+        if key is None:
+            return out
         found = self._maps.get(tuple(key))
         if found is not None:
             return found
         if len(self._maps) < MAX_MAPS:
-            self._maps[tuple(key)] = value
-            self._shared.add(id(value))
-        return value
+            self._maps[tuple(key)] = out
+            shared.add(id(out))
+        return out
+
+    def _scalar(self, value: Any) -> Any:
+        return self.string(value) if value.__class__ is str else value

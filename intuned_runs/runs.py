@@ -104,7 +104,7 @@ class Loader:
         self.renderer: Renderer = config.renderer
         self.vars = config.vars
         self.default_project = config.default_project
-        self.compact = Interner()
+        self.compact, self.templates = Interner(), True  # templates: False when nothing is sent (plan)
         # The config's own env reads, checked against secret() names like a run file's (docs/secrets.md).
         self.config_result = FileResult(
             config.file or "intuned-runs.yaml",
@@ -343,7 +343,7 @@ class Loader:
                 self.compact.value(request),
                 self.compact.names(secrets),
                 fingerprint(project, name, request, self.checker.schema),
-                to_json(raw_request),
+                to_json(raw_request) if self.templates else b"",
                 combination or EMPTY,
             )
         )
@@ -358,6 +358,7 @@ class Loader:
         """The body apply sends: the same request rendered with the real secret values, in the same context."""
         fields = {"name": run.name, "project": run.project, "labels": run.labels, "trigger": run.trigger}
         context = {"vars": self.vars, "matrix": run.matrix, "run": fields}
+        assert run.template, "a Repository(sends=False) renders no real body"
         value = self._real.render(from_json(run.template), context, secrets_allowed=True, path=("request",))
         assert isinstance(value, dict)
         return value

@@ -10,6 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgspec
+
+from intuned_runs.compact import Interner
 from intuned_runs.errors import StateError
 from intuned_runs.problems import JSON_FILE_WORDS, json_type
 from intuned_runs.state.model import VERSION, Entry, State, Unknown
@@ -33,6 +36,33 @@ def _words(value: object) -> str:
     return JSON_FILE_WORDS[json_type(value)]
 
 
+def _parse(data: bytes) -> Any:
+    """The document, its entries each decoded apart and made compact (docs/performance.md, Memory): an 82 MB
+    state is never one tree of dicts. Whatever msgspec refuses is parsed by json, whose errors `decode` words."""
+    try:
+        top = msgspec.json.decode(data, type=dict[str, msgspec.Raw])
+        raw = {key: msgspec.json.decode(value) for key, value in top.items() if key != "entries"}
+        if "entries" in top:
+            entries = msgspec.json.decode(top.pop("entries"), type=dict[str, msgspec.Raw])
+            compact, decode = Interner(), msgspec.json.Decoder().decode
+            raw["entries"] = {key: _compact_entry(decode(value), compact) for key, value in entries.items()}
+        return raw
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+        return json.loads(data)
+
+
+def _compact_entry(raw: Any, compact: Interner) -> Any:
+    if type(raw) is dict:
+        for name in ("status", "status_at", "submitted_at"):
+            if type(raw.get(name)) is str:
+                raw[name] = compact.string(raw[name])
+        if type(raw.get("request")) is dict:
+            raw["request"] = compact.value(raw["request"])
+        if type(raw.get("unknown")) is dict and type(raw["unknown"].get("previous")) is dict:
+            raw["unknown"]["previous"] = _compact_entry(raw["unknown"]["previous"], compact)
+    return raw
+
+
 class _Decoder:
     def __init__(self, display: str) -> None:
         self.display = display
@@ -44,7 +74,7 @@ class _Decoder:
         if not data.strip():
             raise self._fail("is empty")
         try:
-            raw = json.loads(data)
+            raw = _parse(data)
         except UnicodeDecodeError as e:
             raise self._fail("is not valid UTF-8") from e
         except json.JSONDecodeError as e:

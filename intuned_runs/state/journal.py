@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from intuned_runs.compact import Interner
 from intuned_runs.errors import StateError
 from intuned_runs.problems import JSON_FILE_WORDS, json_type
 from intuned_runs.state.model import Entry, State, Unknown
@@ -238,9 +239,12 @@ def parse_journal(data: bytes, display: str) -> tuple[JournalHeader | None, list
         lines.pop()
     header: JournalHeader | None = None
     records: list[Record] = []
+    compact = Interner()  # 100,000 intents' requests share what they can (docs/performance.md, Memory)
     for number, line in enumerate(lines, 1):
         try:
             raw = json.loads(line)
+            if type(raw) is dict and type(raw.get("request")) is dict:
+                raw["request"] = compact.value(raw["request"])
         except ValueError as e:  # UnicodeDecodeError is a ValueError too
             if number == len(lines):
                 break

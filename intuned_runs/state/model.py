@@ -104,6 +104,10 @@ class State:
         return replace(self, entries=entries, fingerprint_version=fingerprint_version, schema_version=schema_version)
 
     def to_json(self) -> dict[str, Any]:
+        return {**self.to_json_head(), "entries": {key: entry.to_json() for key, entry in self.entries.items()}}
+
+    def to_json_head(self) -> dict[str, Any]:
+        """Every field but the entries (`state.format` writes those one at a time)."""
         return {
             "version": self.version,
             "lineage": self.lineage,
@@ -111,7 +115,6 @@ class State:
             "workspace_id": self.workspace_id,
             "fingerprint_version": self.fingerprint_version,
             "schema_version": self.schema_version,
-            "entries": {key: entry.to_json() for key, entry in self.entries.items()},
         }
 
 

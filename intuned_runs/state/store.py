@@ -21,7 +21,7 @@ from intuned_runs.clock import Clock, timestamp, utc_now
 from intuned_runs.errors import StateError
 from intuned_runs.files import fsync_dir, write_all, write_atomic
 from intuned_runs.redaction import Redactor
-from intuned_runs.state.format import dumps, loads
+from intuned_runs.state.format import chunks, loads
 from intuned_runs.state.journal import JournalHeader, Record, encode, parse_journal, replay
 from intuned_runs.state.lock import StateLock, force_unlock
 from intuned_runs.state.model import State
@@ -189,7 +189,9 @@ class StateStore:
 
     def _write_atomic(self, state: State) -> None:
         try:
-            write_atomic(self.path, self.redact_text(dumps(state)).encode("ascii"), fsync=self.fsync)
+            # One entry at a time (docs/performance.md, Memory); a secret lies within one entry's text.
+            pieces = (self.redact_text(piece).encode("ascii") for piece in chunks(state))
+            write_atomic(self.path, pieces, fsync=self.fsync)
         except OSError as e:
             raise StateError(f"cannot write state file {self.display}: {e.strerror}") from e
         self.ensure_gitignore()

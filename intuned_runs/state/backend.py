@@ -17,12 +17,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from intuned_runs.redaction import Redactor
-from intuned_runs.state.journal import Record
 from intuned_runs.state.model import State
 from intuned_runs.state.store import StateStore
+
+# The journal module is loaded by those who write or replay one (docs/performance.md, What a plan loads).
+if TYPE_CHECKING:
+    from intuned_runs.state.journal import Record
 
 
 class Journal(Protocol):

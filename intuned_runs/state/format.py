@@ -11,8 +11,6 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import msgspec
-
 from intuned_runs.compact import Interner
 from intuned_runs.errors import StateError
 from intuned_runs.problems import JSON_FILE_WORDS, json_type
@@ -61,6 +59,8 @@ def _words(value: object) -> str:
 def _parse(data: bytes) -> Any:
     """The document, its entries each decoded apart and made compact (docs/performance.md, Memory): an 82 MB
     state is never one tree of dicts. Whatever msgspec refuses is parsed by json, whose errors `decode` words."""
+    import msgspec  # only where there is a state: a plan of a new repository skips its import
+
     try:
         top = msgspec.json.decode(data, type=dict[str, msgspec.Raw])
         raw = {key: msgspec.json.decode(value) for key, value in top.items() if key != "entries"}

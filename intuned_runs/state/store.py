@@ -16,16 +16,19 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from intuned_runs.clock import Clock, timestamp, utc_now
 from intuned_runs.errors import StateError
 from intuned_runs.files import fsync_dir, write_all, write_atomic
 from intuned_runs.redaction import Redactor
 from intuned_runs.state.format import chunks, loads
-from intuned_runs.state.journal import JournalHeader, Record, encode, parse_journal, replay
 from intuned_runs.state.lock import StateLock, force_unlock
 from intuned_runs.state.model import State
-from intuned_runs.state.writer import FileJournal
+
+if TYPE_CHECKING:  # loaded where a journal is written or replayed (docs/performance.md, What a plan loads)
+    from intuned_runs.state.journal import JournalHeader, Record
+    from intuned_runs.state.writer import FileJournal
 
 GITIGNORE = "*.lock\n*.journal\nemulator/\n"
 
@@ -83,6 +86,8 @@ class StateStore:
         state = self.read_file()
         if header is None:
             return state if state is not None else self._empty()
+        from intuned_runs.state.journal import replay
+
         if state is None:
             return replay(replace(self._empty(), lineage=header.lineage), records, source=self.journal_display)
         if header.lineage != state.lineage:
@@ -102,6 +107,8 @@ class StateStore:
             return None, []
         except OSError as e:
             raise StateError(f"cannot read journal {self.journal_display}: {e.strerror}") from e
+        from intuned_runs.state.journal import parse_journal
+
         return parse_journal(data, self.journal_display)
 
     def read_file(self) -> State | None:
@@ -137,6 +144,9 @@ class StateStore:
         journal (a crashed apply's) is folded first.
 
         `base`: the state the caller has just folded (saves reading a large state file again)."""
+        from intuned_runs.state.journal import JournalHeader, encode
+        from intuned_runs.state.writer import FileJournal
+
         # An existing journal is a crashed apply's: fold it first so this one starts from a clean base.
         start = self.fold() if self.journal_path.exists() else (base or self.load())
         header = encode(JournalHeader(start.lineage, start.serial))

@@ -8,6 +8,7 @@ their own way (JSON lines in a file, rows, objects); the file backend's lines ar
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -234,19 +235,17 @@ def _unknown_entry(intent: IntentRecord, since: str, reason: str, before: Entry 
 
 def parse_journal(data: bytes, display: str) -> tuple[JournalHeader | None, list[Record]]:
     """Parse a journal's lines; a torn (unparsable) last line is what a crash leaves and is ignored."""
-    lines = data.split(b"\n")
-    if lines and not lines[-1]:
-        lines.pop()
     header: JournalHeader | None = None
     records: list[Record] = []
-    compact = Interner()  # 100,000 intents' requests share what they can (docs/performance.md, Memory)
-    for number, line in enumerate(lines, 1):
+    # Line by line, never a list of every line; requests share what they can (docs/performance.md, Memory).
+    stream, compact = io.BytesIO(data), Interner()
+    for number, line in enumerate(stream, 1):
         try:
-            raw = json.loads(line)
+            raw = json.loads(line.removesuffix(b"\n"))
             if type(raw) is dict and type(raw.get("request")) is dict:
                 raw["request"] = compact.value(raw["request"])
         except ValueError as e:  # UnicodeDecodeError is a ValueError too
-            if number == len(lines):
+            if stream.tell() == len(data):  # the last line (the final newline may be missing or not)
                 break
             raise StateError(
                 f"journal {display} line {number} is damaged and is not the last line, so it cannot be "

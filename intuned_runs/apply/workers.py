@@ -35,7 +35,7 @@ ABANDONED = "interrupted"
 UNREACHABLE_AFTER = 3
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Submission:
     """One run to send: its key and project, the redacted request (for the state), the real body (as a dict,
     or encoded: `api.client.encode_body`)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -100,16 +100,16 @@ class StateStore:
             return state  # already folded: a crash came between the rename and the journal's removal
         return replay(state, records, source=self.journal_display)
 
-    def _read_journal(self) -> tuple[JournalHeader | None, list[Record]]:
+    def _read_journal(self) -> tuple[JournalHeader | None, Iterable[Record]]:
         try:
             data = self.journal_path.read_bytes()
         except FileNotFoundError:
             return None, []
         except OSError as e:
             raise StateError(f"cannot read journal {self.journal_display}: {e.strerror}") from e
-        from intuned_runs.state.journal import parse_journal
+        from intuned_runs.state.journal import read_journal
 
-        return parse_journal(data, self.journal_display)
+        return read_journal(data, self.journal_display)
 
     def read_file(self) -> State | None:
         """The state file alone, without the journal; None only when it does not exist."""

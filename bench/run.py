@@ -49,6 +49,7 @@ from harness import (
     apply_command,
     bench_env,
     peak_rss_mib,
+    precompile,
     run_checked,
     tool_command,
     wall_time,
@@ -425,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
+    precompile()
     with tempfile.TemporaryDirectory(prefix="intuned-runs-bench-") as tmp:
         work = args.workdir or Path(tmp)
         try:

@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import sys
-import traceback
 from collections.abc import Sequence
 
 from intuned_runs import __version__
@@ -85,6 +84,8 @@ def main(argv: Sequence[str] | None = None, output: Output | None = None) -> int
     except SystemExit as e:  # --help (argparse exits 0 after printing it)
         return e.code if isinstance(e.code, int) else EXIT_OK
     except Exception:
+        import traceback  # only when something went wrong: every start-up pays its import (docs/performance.md)
+
         out.err("unexpected error (please report it with the traceback below)")
         out.err(traceback.format_exc().rstrip())
         return EXIT_ERROR

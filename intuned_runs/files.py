@@ -7,7 +7,7 @@ reader never sees half a file and a crash leaves the old one (docs/apply.md, Cra
 from __future__ import annotations
 
 import os
-import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -25,17 +25,19 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes, *, fsync: bool = True) -> None:
-    """Replace `path` with `data`: a temp file in the same directory, fsync, rename, fsync the directory.
+def write_atomic(path: Path, data: bytes | Iterable[bytes], *, fsync: bool = True) -> None:
+    """Replace `path` with `data` (bytes, or pieces of them written in turn, so a large file is never whole
+    in memory): a temp file in the same directory, fsync, rename, fsync the directory.
 
     Raises OSError (the temp file is removed); the caller words it."""
     directory = path.parent
-    temp = directory / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    temp = directory / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
     try:
         directory.mkdir(parents=True, exist_ok=True)
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
-            write_all(fd, data)
+            for piece in [data] if isinstance(data, bytes) else data:
+                write_all(fd, piece)
             if fsync:
                 os.fsync(fd)
         finally:

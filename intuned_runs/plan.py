@@ -34,7 +34,7 @@ SUMMARY_KEYS = ("submit", "new", "changed", "requested", "always", "unchanged", 
 Fingerprinter = Callable[[str, str, Any], str]  # (project, name, request) -> fingerprint
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlannedRun:
     key: str
     project: str

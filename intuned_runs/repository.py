@@ -29,14 +29,21 @@ STATE_CREDENTIALS = ("PGPASSWORD", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 class Repository:
     """`selection`: with one, only the requests of planned runs are rendered and validated; every run's
-    name, project, labels and trigger still are (docs/plan.md, Selection). `validate` passes none."""
+    name, project, labels and trigger still are (docs/plan.md, Selection). `validate` passes none.
+    `sends=False` (plan): nothing is sent, so runs keep no template for the real body (docs/performance.md, Memory)."""
 
     def __init__(
-        self, settings: Settings, environ: Mapping[str, str] | None = None, selection: Selection | None = None
+        self,
+        settings: Settings,
+        environ: Mapping[str, str] | None = None,
+        selection: Selection | None = None,
+        *,
+        sends: bool = True,
     ) -> None:
         self.environ: Mapping[str, str] = dict(os.environ) if environ is None else environ
         self.config = Config(settings, self.environ)
         self.selection = selection if selection is not None else EVERYTHING
+        self.sends = sends
 
     @cached_property
     def schema(self) -> dict[str, Any]:
@@ -59,7 +66,9 @@ class Repository:
     @cached_property
     def loader(self) -> Loader:
         wanted = None if self.selection.everything else self.selection.planned
-        return Loader(self.config, self.checker, wanted)
+        loader = Loader(self.config, self.checker, wanted)
+        loader.templates = self.sends
+        return loader
 
     def redactor(self) -> Redactor:
         """Values to mask: the API key and every variable a run reads through secret()."""

@@ -17,6 +17,7 @@ import yaml
 
 from intuned_runs import documents
 from intuned_runs.bounds import MAX_FILE
+from intuned_runs.compact import EMPTY, Interner, from_json, to_json
 from intuned_runs.config import Config, deep_merge
 from intuned_runs.fingerprint import fingerprint
 from intuned_runs.names import check_name, check_project
@@ -35,13 +36,13 @@ SECRET_REF = re.compile(r"""\bsecret\(\s*(['"])([^'"\\]+)\1\s*\)""")
 Path_ = tuple[str | int, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Source:
     file: str
     line: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Run:
     """One desired run. `request` is the redacted view (secrets as `(secret:NAME)` placeholders)."""
 
@@ -54,9 +55,9 @@ class Run:
     request: dict[str, Any]
     secrets: frozenset[str]
     fingerprint: str  # of the redacted request, with defaults filled (docs/plan.md)
-    # What the real view is rendered from, only for the body apply sends.
-    raw_request: Any = field(compare=False, repr=False)
-    context: Mapping[str, Any] = field(compare=False, repr=False)
+    # For the body apply sends: the request as written, as JSON text, and the matrix (docs/performance.md, Memory).
+    template: bytes = field(default=b"{}", compare=False, repr=False)
+    matrix: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ class Loader:
         self.renderer: Renderer = config.renderer
         self.vars = config.vars
         self.default_project = config.default_project
+        self.compact, self.templates = Interner(), True  # templates: False when nothing is sent (plan)
         # The config's own env reads, checked against secret() names like a run file's (docs/secrets.md).
         self.config_result = FileResult(
             config.file or "intuned-runs.yaml",
@@ -247,7 +249,7 @@ class Loader:
             return
         line = (documents.locate(node, ()) or (0, 0))[0]
         base: dict[str, Any] = {"vars": self.vars}
-        combinations: Iterable[dict[str, Any]] = [{}]
+        combinations: Iterable[Mapping[str, Any]] = [{}]
         if "matrix" in merged:
             ok, matrix = self._render(merged["matrix"], {**base, "matrix": {}, "run": {}}, result, nodes, ("matrix",))
             if not ok:
@@ -285,7 +287,7 @@ class Loader:
     def _load_run(
         self,
         merged: dict[str, Any],
-        combination: dict[str, Any],
+        combination: Mapping[str, Any],
         base: dict[str, Any],
         nodes: tuple[yaml.Node | None, ...],
         source: Source,
@@ -337,16 +339,16 @@ class Loader:
         result.runs.append(
             Run(
                 key,
-                project,
+                self.compact.string(project),
                 name,
-                labels,
+                self.compact.value(labels),
                 trigger,
                 source,
-                request,
-                secrets,
+                self.compact.value(request),
+                self.compact.names(secrets),
                 fingerprint(project, name, request, self.checker.schema),
-                raw_request,
-                context,
+                to_json(raw_request) if self.templates else b"",
+                combination or EMPTY,
             )
         )
 
@@ -357,9 +359,12 @@ class Loader:
         return self.renderer.with_secrets(fill_unset=self.config.settings.emulator)
 
     def render_real(self, run: Run) -> dict[str, Any]:
-        """The body apply sends: the same request rendered with the real secret values."""
+        """The body apply sends: the same request rendered with the real secret values, in the same context."""
         self._real.start_file()
-        value = self._real.render(run.raw_request, run.context, secrets_allowed=True, path=("request",))
+        fields = {"name": run.name, "project": run.project, "labels": run.labels, "trigger": run.trigger}
+        context = {"vars": self.vars, "matrix": run.matrix, "run": fields}
+        assert run.template, "a Repository(sends=False) renders no real body"
+        value = self._real.render(from_json(run.template), context, secrets_allowed=True, path=("request",))
         assert isinstance(value, dict)
         return value
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 
 def closest(name: str, known: Iterable[str]) -> str | None:
+    import difflib  # only once a name is unknown: a valid repository never pays it (docs/performance.md)
+
     candidates = list(known)
     matches = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
     if not matches:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jinja2
-from jinja2 import meta, nodes
+from jinja2 import nodes
 from jinja2.environment import TemplateExpression
 
 from intuned_runs import bounds, env_allow, sandbox
@@ -183,8 +183,11 @@ _CONSTANT_NAMES = frozenset({"vars", "env", "secret"})
 def _constant(ast: nodes.Template) -> bool:
     """True when a template's value is the same for every run: it reads only vars, env (both fixed for
     a process) and secret() with literal names, and uses nothing random. Such values are rendered once:
-    a repository of 10,000 runs repeats `{{ vars.limit }}` 10,000 times (docs/performance.md)."""
-    if not meta.find_undeclared_variables(ast) <= _CONSTANT_NAMES:
+    a repository of 10,000 runs repeats `{{ vars.limit }}` 10,000 times (docs/performance.md).
+
+    Every name counts, also those a template sets itself (`{% set x %}`, loop variables): that only makes a
+    few templates render per run, and saves meta's code-generation pass (docs/performance.md, What a plan loads)."""
+    if not {name.name for name in ast.find_all(nodes.Name)} <= _CONSTANT_NAMES:
         return False
     if any(f.name == "random" for f in ast.find_all(nodes.Filter)):
         return False

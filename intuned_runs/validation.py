@@ -13,17 +13,18 @@ import json
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from fastjsonschema import JsonSchemaException
-from fastjsonschema import compile as compile_fast
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
-
 from intuned_runs.formats import format_problem
+from intuned_runs.precompiled import packaged_check
 from intuned_runs.problems import Severity
 from intuned_runs.suggest import did_you_mean
+
+# jsonschema only words errors: a valid repository never loads it (docs/performance.md, What a plan loads).
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 Path = tuple[str | int, ...]
 _TYPE_NAMES = {
@@ -166,17 +167,32 @@ def _keywords_known(schema: Any, in_properties: bool = False) -> bool:
     return True
 
 
-def _compiled(schema: dict[str, Any]) -> Callable[[Any], Any] | None:
-    """A compiled validator answering "is this valid?" ~25x faster than jsonschema, for the common case
+def _compiled(schema: dict[str, Any]) -> Callable[[Any], bool] | None:
+    """A compiled check answering "is this valid?" ~25x faster than jsonschema, for the common case
     (docs/performance.md: a plan of 10,000 runs). Defaults are never written into the request (use_default=False)
-    and `format` stays an annotation (use_formats=False)."""
+    and `format` stays an annotation (use_formats=False). The packaged schema's is shipped ready-made
+    (docs/performance.md, What a plan loads)."""
+    shipped = packaged_check(schema)
+    if shipped is not None:
+        return shipped
     if not _keywords_known(schema):
         return None
+    from fastjsonschema import JsonSchemaException
+    from fastjsonschema import compile as compile_fast
+
     try:
         validate: Callable[[Any], Any] = compile_fast(schema, use_default=False, use_formats=False)
     except Exception:
         return None
-    return validate
+
+    def valid(request: Any) -> bool:
+        try:
+            validate(request)
+        except JsonSchemaException:
+            return False  # jsonschema finds and words the problems
+        return True
+
+    return valid
 
 
 class RequestChecker:
@@ -192,6 +208,8 @@ class RequestChecker:
     def _validator(self, schema: dict[str, Any]) -> Draft202012Validator:
         validator = self._validators.get(id(schema))
         if validator is None:
+            from jsonschema import Draft202012Validator  # only to word errors (docs/performance.md, What a plan loads)
+
             validator = self._validators[id(schema)] = Draft202012Validator(schema)
         return validator
 
@@ -207,13 +225,7 @@ class RequestChecker:
         return findings
 
     def _fast_valid(self, request: Any) -> bool:
-        if self._fast is None:
-            return False
-        try:
-            self._fast(request)
-        except JsonSchemaException:
-            return False  # jsonschema finds and words the problems
-        return True
+        return self._fast is not None and self._fast(request)
 
     def _errors(self, schema: dict[str, Any], instance: Any, at: Path, what: str) -> Iterator[Finding]:
         validator = self._validator(schema)

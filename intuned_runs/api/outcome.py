@@ -8,7 +8,7 @@ from typing import Any, Literal
 Kind = Literal["submitted", "failed", "unknown", "skipped"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """What became of one run start: the client fills in what the server said; the apply engine adds
     the run's key (and makes the outcomes of runs it never sent, `skipped`)."""

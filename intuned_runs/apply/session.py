@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from intuned_runs.api.client import Client
+from intuned_runs.api.client import Client, encode_body
 from intuned_runs.api.outcome import Outcome
 from intuned_runs.apply import guards
 from intuned_runs.apply.signals import Signals
@@ -118,7 +118,7 @@ def run_apply(
         if not confirm(plan):
             return ApplyResult(plan, (), (), state, workspace, confirmed=False)
         submissions = [
-            Submission(r.key, r.project, r.fingerprint, dict(r.request), repository.real_request(r.run))
+            Submission(r.key, r.project, r.fingerprint, r.run.request, encode_body(repository.real_request(r.run)))
             for r in submit
             if r.run is not None
         ]
@@ -154,5 +154,6 @@ def run_apply(
                         on_outcome=on_outcome,
                         target=base_url,
                     )
+        del submissions  # 100,000 encoded bodies need not outlive the sending (docs/performance.md, Memory)
         state = backend.fold()
         return ApplyResult(plan, tuple(outcomes), forget, state, workspace)

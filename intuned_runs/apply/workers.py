@@ -35,19 +35,20 @@ ABANDONED = "interrupted"
 UNREACHABLE_AFTER = 3
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Submission:
-    """One run to send: its key and project, the redacted request (for the state), the real body."""
+    """One run to send: its key and project, the redacted request (for the state), the real body (as a dict,
+    or encoded: `api.client.encode_body`)."""
 
     key: str
     project: str
     fingerprint: str
     request: dict[str, Any]
-    body: dict[str, Any]
+    body: dict[str, Any] | bytes
 
 
 class Starter(Protocol):
-    def start(self, project: str, body: dict[str, Any], should_stop: Callable[[], bool] = ...) -> Outcome: ...
+    def start(self, project: str, body: dict[str, Any] | bytes, should_stop: Callable[[], bool] = ...) -> Outcome: ...
 
 
 def record_housekeeping(

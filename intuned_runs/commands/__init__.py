@@ -11,6 +11,8 @@ import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from intuned_runs import heap
+
 if TYPE_CHECKING:
     import argparse
 
@@ -37,5 +39,8 @@ COMMANDS = {
 
 
 def handler(name: str) -> Handler:
-    run: Handler = importlib.import_module(COMMANDS[name]).run
+    # A command's imports build thousands of long-lived objects and no garbage: collecting meanwhile only
+    # walks them again (docs/performance.md, What a plan loads).
+    with heap.loading():
+        run: Handler = importlib.import_module(COMMANDS[name]).run
     return run

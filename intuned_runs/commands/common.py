@@ -50,11 +50,16 @@ def selection_from(args: argparse.Namespace) -> Selection:
 
 
 def open_repository(
-    settings: Settings, out: Output, environ: Mapping[str, str] | None = None, *, selection: Selection | None = None
+    settings: Settings,
+    out: Output,
+    environ: Mapping[str, str] | None = None,
+    *,
+    selection: Selection | None = None,
+    sends: bool = True,
 ) -> Repository:
     """The repository, with the output's redactor taught its secrets before anything is printed. With a
     selection, only the planned runs' requests are rendered (docs/plan.md, Selection)."""
-    repository = Repository(settings, environ, selection)
+    repository = Repository(settings, environ, selection, sends=sends)
     out.redactor = repository.redactor()
     return repository
 

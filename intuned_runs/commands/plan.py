@@ -40,7 +40,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
     fmt = "json" if args.json else args.format
     context = Context(settings.env, None, None)
     try:
-        repository = open_repository(settings, out, selection=selection_from(args))
+        repository = open_repository(settings, out, selection=selection_from(args), sends=False)
         backend = backend_of(repository, out)
         context = context_of(repository, backend)
         out.info(context.line())

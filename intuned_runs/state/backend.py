@@ -18,15 +18,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from intuned_runs.errors import StateError
 from intuned_runs.location import FileLocation, Location, PostgresLocation
 from intuned_runs.redaction import Redactor
-from intuned_runs.state.journal import Record
 from intuned_runs.state.lock import Holder
 from intuned_runs.state.model import State
 from intuned_runs.state.store import StateStore
+
+# The journal module is loaded by those who write or replay one (docs/performance.md, What a plan loads).
+if TYPE_CHECKING:
+    from intuned_runs.state.journal import Record
 
 
 class Journal(Protocol):

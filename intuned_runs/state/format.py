@@ -8,8 +8,10 @@ empty state, which would resubmit everything. Every backend stores this same doc
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
+from intuned_runs.compact import Interner
 from intuned_runs.errors import StateError
 from intuned_runs.problems import JSON_FILE_WORDS, json_type
 from intuned_runs.state.model import HISTORY_LIMIT, VERSION, Entry, State, Submission, Unknown
@@ -19,9 +21,30 @@ _STR: tuple[type, ...] = (str,)
 _OPT_STR: tuple[type, ...] = (str, type(None))
 
 
+_ENTRIES = "\x00entries\x00"  # stands for the entries in the document's head: no state value holds it
+
+
 def dumps(state: State) -> str:
     """The state file's exact text: it diffs and merges well in git."""
-    return json.dumps(state.to_json(), indent=2, sort_keys=True) + "\n"
+    return "".join(chunks(state))
+
+
+def chunks(state: State) -> Iterator[str]:
+    """The text of `dumps` in pieces of one entry each: the same bytes as `json.dumps(state.to_json(),
+    indent=2, sort_keys=True)`, without a whole-document tree or a list of every token of it (a state of
+    100,000 runs: docs/performance.md, Memory)."""
+    head = {**state.to_json_head(), "entries": _ENTRIES}
+    before, _, after = json.dumps(head, indent=2, sort_keys=True).partition(json.dumps(_ENTRIES))
+    if not state.entries:
+        yield before + "{}" + after + "\n"
+        return
+    yield before + "{"
+    separator = "\n    "
+    for key in sorted(state.entries):
+        entry = json.dumps(state.entries[key].to_json(), indent=2, sort_keys=True).replace("\n", "\n    ")
+        yield f"{separator}{json.dumps(key)}: {entry}"
+        separator = ",\n    "
+    yield "\n  }" + after + "\n"
 
 
 def loads(data: bytes, display: str) -> State:
@@ -31,6 +54,35 @@ def loads(data: bytes, display: str) -> State:
 
 def _words(value: object) -> str:
     return JSON_FILE_WORDS[json_type(value)]
+
+
+def _parse(data: bytes) -> Any:
+    """The document, its entries each decoded apart and made compact (docs/performance.md, Memory): an 82 MB
+    state is never one tree of dicts. Whatever msgspec refuses is parsed by json, whose errors `decode` words."""
+    import msgspec  # only where there is a state: a plan of a new repository skips its import
+
+    try:
+        top = msgspec.json.decode(data, type=dict[str, msgspec.Raw])
+        raw = {key: msgspec.json.decode(value) for key, value in top.items() if key != "entries"}
+        if "entries" in top:
+            entries = msgspec.json.decode(top.pop("entries"), type=dict[str, msgspec.Raw])
+            compact, decode = Interner(), msgspec.json.Decoder().decode
+            raw["entries"] = {key: _compact_entry(decode(value), compact) for key, value in entries.items()}
+        return raw
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+        return json.loads(data)
+
+
+def _compact_entry(raw: Any, compact: Interner) -> Any:
+    if type(raw) is dict:
+        for name in ("status", "status_at", "submitted_at"):
+            if type(raw.get(name)) is str:
+                raw[name] = compact.string(raw[name])
+        if type(raw.get("request")) is dict:
+            raw["request"] = compact.value(raw["request"])
+        if type(raw.get("unknown")) is dict and type(raw["unknown"].get("previous")) is dict:
+            raw["unknown"]["previous"] = _compact_entry(raw["unknown"]["previous"], compact)
+    return raw
 
 
 class _Decoder:
@@ -44,7 +96,7 @@ class _Decoder:
         if not data.strip():
             raise self._fail("is empty")
         try:
-            raw = json.loads(data)
+            raw = _parse(data)
         except UnicodeDecodeError as e:
             raise self._fail("is not valid UTF-8") from e
         except json.JSONDecodeError as e:

@@ -8,14 +8,18 @@ their own way (JSON lines in a file, rows, objects); the file backend's lines ar
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
+from intuned_runs.compact import Interner
 from intuned_runs.errors import StateError
 from intuned_runs.problems import JSON_FILE_WORDS, json_type
 from intuned_runs.state.model import Entry, State, Submission, Unknown, with_status, with_submission
+
+_T = TypeVar("_T")
 
 # An intent replayed without its outcome: the process died (or lost its store) after sending.
 NO_OUTCOME = "interrupted before the outcome was recorded"
@@ -27,7 +31,7 @@ class JournalHeader:
     base_serial: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IntentRecord:
     """Written and fsync'ed before the request is sent."""
 
@@ -37,7 +41,7 @@ class IntentRecord:
     at: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SubmittedRecord:
     key: str
     run_id: str
@@ -279,30 +283,43 @@ def combine(
 
 def parse_journal(data: bytes, display: str) -> tuple[JournalHeader | None, list[Record]]:
     """Parse a journal's lines; a torn (unparsable) last line is what a crash leaves and is ignored."""
-    lines = data.split(b"\n")
-    if lines and not lines[-1]:
-        lines.pop()
-    header: JournalHeader | None = None
-    records: list[Record] = []
-    for number, line in enumerate(lines, 1):
+    header, records = read_journal(data, display)
+    return header, list(records)
+
+
+def read_journal(data: bytes, display: str) -> tuple[JournalHeader | None, Iterator[Record]]:
+    """As `parse_journal`, with the records parsed as they are consumed: a fold of 100,000 never holds them
+    all (docs/performance.md, Memory). A damaged line raises when the records reach it."""
+    lines = _parsed_lines(data, display)
+    first = next(lines, None)
+    header = None if first is None else _checked(display, first[0], header_from_json, first[1])
+    return header, (_checked(display, number, record_from_json, raw) for number, raw in lines)
+
+
+def _checked(display: str, number: int, parse: Callable[[object], _T], raw: object) -> _T:
+    try:
+        return parse(raw)
+    except ValueError as e:
+        raise StateError(f"journal {display} line {number}: {e}") from e
+
+
+def _parsed_lines(data: bytes, display: str) -> Iterator[tuple[int, Any]]:
+    # Line by line, never a list of every line; requests share what they can (docs/performance.md, Memory).
+    stream, compact = io.BytesIO(data), Interner()
+    for number, line in enumerate(stream, 1):
         try:
-            raw = json.loads(line)
+            raw = json.loads(line.removesuffix(b"\n"))
+            if type(raw) is dict and type(raw.get("request")) is dict:
+                raw["request"] = compact.value(raw["request"])
         except ValueError as e:  # UnicodeDecodeError is a ValueError too
-            if number == len(lines):
-                break
+            if stream.tell() == len(data):  # the last line (the final newline may be missing or not)
+                return
             raise StateError(
                 f"journal {display} line {number} is damaged and is not the last line, so it cannot be "
                 "trusted: inspect it (it records runs that may have been submitted), repair or remove "
                 "that line, then retry"
             ) from e
-        try:
-            if number == 1:
-                header = header_from_json(raw)
-            else:
-                records.append(record_from_json(raw))
-        except ValueError as e:
-            raise StateError(f"journal {display} line {number}: {e}") from e
-    return header, records
+        yield number, raw
 
 
 def header_from_json(raw: object) -> JournalHeader:

@@ -12,7 +12,6 @@ import errno
 import fcntl
 import json
 import os
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -151,6 +150,8 @@ class StateLock:
                 # The file was unlinked between our open and flock: our lock guards nothing, go again.
                 os.close(fd)
                 return self._try()
+        import socket  # only by the lock's holder: a plan takes no lock (docs/performance.md)
+
         info = {
             "pid": os.getpid(),
             "host": socket.gethostname(),

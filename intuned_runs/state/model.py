@@ -6,7 +6,6 @@ steps; a backend (`state.backend`) keeps them, crash-safe.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -120,6 +119,8 @@ class State:
 
     @classmethod
     def empty(cls, fingerprint_version: int, schema_version: str | None) -> State:
+        import uuid  # with platform, a few ms that a plan of an existing state never needs (docs/performance.md)
+
         return cls(
             lineage=str(uuid.uuid4()),
             serial=0,
@@ -146,6 +147,10 @@ class State:
         return replace(self, entries=entries, fingerprint_version=fingerprint_version, schema_version=schema_version)
 
     def to_json(self) -> dict[str, Any]:
+        return {**self.to_json_head(), "entries": {key: entry.to_json() for key, entry in self.entries.items()}}
+
+    def to_json_head(self) -> dict[str, Any]:
+        """Every field but the entries (`state.format` writes those one at a time)."""
         return {
             "version": self.version,
             "lineage": self.lineage,
@@ -153,7 +158,6 @@ class State:
             "workspace_id": self.workspace_id,
             "fingerprint_version": self.fingerprint_version,
             "schema_version": self.schema_version,
-            "entries": {key: entry.to_json() for key, entry in self.entries.items()},
         }
 
 

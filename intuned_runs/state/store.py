@@ -13,18 +13,21 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from intuned_runs.clock import Clock, timestamp, utc_now
 from intuned_runs.errors import StateError
 from intuned_runs.files import fsync_dir, write_all, write_atomic
 from intuned_runs.redaction import Redactor
-from intuned_runs.state.format import dumps, loads
-from intuned_runs.state.journal import JournalHeader, Record, combine, encode, parse_journal
+from intuned_runs.state.format import chunks, loads
 from intuned_runs.state.lock import Holder, StateLock, force_unlock, live_holder
 from intuned_runs.state.model import State
-from intuned_runs.state.writer import FileJournal
+
+if TYPE_CHECKING:  # loaded where a journal is written or replayed (docs/performance.md, What a plan loads)
+    from intuned_runs.state.journal import JournalHeader, Record
+    from intuned_runs.state.writer import FileJournal
 
 GITIGNORE = "*.lock\n*.journal\nemulator/\n"
 
@@ -80,16 +83,20 @@ class StateStore:
         # (journal ignored) instead of a state that has lost the journal's records.
         header, records = self._read_journal()
         state = self.read_file()
+        from intuned_runs.state.journal import combine
+
         return combine(state, header, records, self._empty, display=self.display, journal_display=self.journal_display)
 
-    def _read_journal(self) -> tuple[JournalHeader | None, list[Record]]:
+    def _read_journal(self) -> tuple[JournalHeader | None, Iterable[Record]]:
         try:
             data = self.journal_path.read_bytes()
         except FileNotFoundError:
             return None, []
         except OSError as e:
             raise StateError(f"cannot read journal {self.journal_display}: {e.strerror}") from e
-        return parse_journal(data, self.journal_display)
+        from intuned_runs.state.journal import read_journal
+
+        return read_journal(data, self.journal_display)
 
     def read_file(self) -> State | None:
         """The state file alone, without the journal; None only when it does not exist."""
@@ -132,6 +139,9 @@ class StateStore:
         journal (a crashed apply's) is folded first.
 
         `base`: the state the caller has just folded (saves reading a large state file again)."""
+        from intuned_runs.state.journal import JournalHeader, encode
+        from intuned_runs.state.writer import FileJournal
+
         # An existing journal is a crashed apply's: fold it first so this one starts from a clean base.
         start = self.fold() if self.journal_path.exists() else (base or self.load())
         header = encode(JournalHeader(start.lineage, start.serial))
@@ -184,7 +194,9 @@ class StateStore:
 
     def _write_atomic(self, state: State) -> None:
         try:
-            write_atomic(self.path, self.redact_text(dumps(state)).encode("ascii"), fsync=self.fsync)
+            # One entry at a time (docs/performance.md, Memory); a secret lies within one entry's text.
+            pieces = (self.redact_text(piece).encode("ascii") for piece in chunks(state))
+            write_atomic(self.path, pieces, fsync=self.fsync)
         except OSError as e:
             raise StateError(f"cannot write state file {self.display}: {e.strerror}") from e
         self.ensure_gitignore()

@@ -359,11 +359,13 @@ class Config:
         problems: list[Problem] = []
         try:
             _ = self.workspace_id
-        except ProblemsFound as e:
-            problems += [p for p in e.problems if "is not a UUID" in p.message]
-        with contextlib.suppress(ProblemsFound):
+        except ProblemsFound as e:  # a variable env_allow refuses is an error now, an unset one later
+            problems += [p for p in e.problems if "is not set" not in p.message]
+        try:
             if not absolute_url(self.base_url):
                 problems.append(self._at_source("base_url", f"base_url {self.base_url!r} is not an absolute URL"))
+        except ProblemsFound as e:
+            problems += [p for p in e.problems if "is not set" not in p.message]
         return problems
 
     def workspace_if_known(self) -> str | None:

@@ -20,7 +20,9 @@ SCHEMES = ("postgresql://", "postgres://", "s3://")
 SUPPORTED = "a path, postgresql://… (or postgres://…) or s3://…"
 DEFAULT_NAME = "default"
 DEFAULT_SCHEMA = "intuned_runs"
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+# A scheme of two or more characters and a colon: `s3:/b/k` is a mistyped URL, never a relative path
+# (`C:/…` is a path).
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]+:")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 MASK = "***"
 
@@ -91,7 +93,11 @@ def parse_location(text: str, repository: Path) -> Location:
         except ValueError:
             display = str(path)
         return FileLocation(path, display)
-    scheme = text.split("://", 1)[0].lower()
+    scheme = text.split(":", 1)[0].lower()
+    if not text[len(scheme) :].startswith("://"):
+        if scheme in ("postgresql", "postgres", "s3"):
+            raise LocationError(f"state URL {mask_password(text)} is malformed: write {scheme}://…")
+        raise LocationError(f"unsupported state URL scheme '{scheme}:': the state is {SUPPORTED}")
     if scheme in ("postgresql", "postgres"):
         return _postgres(text)
     if scheme == "s3":

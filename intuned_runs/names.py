@@ -28,6 +28,11 @@ def check_name(name: Any, what: str = "name") -> str | None:
     )
 
 
+def check_given_project(project: Any) -> str | None:
+    """A `project` the run (or its defaults) writes: one that renders to null says so (docs/run-files.md)."""
+    return "project must be a string, got null" if project is None else check_project(project)
+
+
 def check_project(project: Any) -> str | None:
     if project is None or project == "":
         return "run has no project: set 'project' (or default_project in the config)"

@@ -56,8 +56,9 @@ def forms(value: str) -> set[str]:
     """Every form of `value` that the redactor masks (docs/secrets.md, Redaction)."""
     found: set[str] = set()
     for text in _texts(value):
-        raw = text.encode("utf-8")
-        percent = {quote(text, safe=""), quote_plus(text), quote(text)}
+        # An environment value that is not UTF-8 holds surrogate escapes: its bytes are what could leak.
+        raw = text.encode("utf-8", "surrogateescape")
+        percent = {quote(raw, safe=""), quote_plus(raw), quote(raw)}
         found |= {text, *percent, *(_PERCENT.sub(lambda m: m[0].lower(), p) for p in percent)}
         found |= _base64_cores(raw)
         hexed = binascii.hexlify(raw).decode("ascii")

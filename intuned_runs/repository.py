@@ -84,6 +84,11 @@ class Repository:
         """The body apply sends: the run's request rendered with the real secret values."""
         return self.loader.render_real(run)
 
+    def undecodable_secrets(self, runs: list[Run]) -> list[str]:
+        """Secrets whose bytes are not UTF-8 (they reach Python as surrogate escapes): no JSON body holds them."""
+        values = {n: self.environ.get(n, "") for run in runs for n in run.secrets}
+        return sorted(n for n, v in values.items() if any("\udc80" <= c <= "\udcff" for c in v))
+
     def missing_secrets(self, runs: list[Run]) -> list[str]:
         if self.config.settings.emulator:
             return []  # the emulator sends placeholder text for unset secrets (docs/apply.md, Emulator mode)

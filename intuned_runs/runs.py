@@ -20,7 +20,7 @@ from intuned_runs.bounds import MAX_FILE
 from intuned_runs.compact import EMPTY, Interner, from_json, to_json
 from intuned_runs.config import Config, deep_merge
 from intuned_runs.fingerprint import fingerprint
-from intuned_runs.names import check_name, check_project
+from intuned_runs.names import check_given_project, check_name, check_project
 from intuned_runs.problems import Problem, Severity, json_path
 from intuned_runs.suggest import did_you_mean
 from intuned_runs.templating import Renderer, TemplateError
@@ -315,7 +315,8 @@ class Loader:
             return None
 
         name = field("name", merged["name"], check_name)
-        project = field("project", merged.get("project", self.default_project), check_project)
+        check = check_given_project if "project" in merged else check_project
+        project = field("project", merged.get("project", self.default_project), check)
         labels = field("labels", merged.get("labels") or {}, _check_labels)
         trigger = field("trigger", merged.get("trigger", "on-change"), _check_trigger)
         key = f"{project}/{name}"

@@ -20,6 +20,8 @@ def parse_var(text: str) -> tuple[list[str], Any]:
 
     if not sep or not key or any(not part for part in key.split(".")):
         raise problem("", f"expected KEY=VALUE, got {text!r}")
+    if any("\ud800" <= c <= "\udfff" for c in text):  # bytes that are not UTF-8 reach us as surrogate escapes
+        raise problem(key, "not valid UTF-8: pass the value as UTF-8 text")
     try:
         value = documents.parse(raw, FLAG_VAR).value if raw.strip() else raw
     except documents.DocumentError as e:

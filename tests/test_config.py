@@ -357,7 +357,8 @@ def test_unset_variable_in_workspace_id_is_an_error_only_when_used(repo: Repo) -
 
 
 def test_unset_variable_in_workspace_id_does_not_stop_validate_or_plan(repo: Repo) -> None:
-    repo.write("intuned-runs.yaml", 'workspace_id: "{{ env.NOT_SET_ANYWHERE }}"\n')
+    # Admitted by env_allow (a variable it refuses is an error at once: tests/commands/test_hardening.py).
+    repo.write("intuned-runs.yaml", 'env_allow: [NOT_SET_ANYWHERE]\nworkspace_id: "{{ env.NOT_SET_ANYWHERE }}"\n')
     repo.write("runs.d/a.yaml", "runs: [{name: x, project: p, request: {api: a, parameters: {}}}]\n")
     result = repo.cli("validate")
     assert (result.code, result.out, result.err) == (0, "", "1 run valid.\n")

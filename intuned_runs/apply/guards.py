@@ -22,6 +22,8 @@ def target(config: Config, api_key: str) -> tuple[str, str]:
     base_url = check_base_url(config.base_url)
     if not api_key:
         raise Refused("INTUNED_API_KEY is not set: export the workspace's API key (it is never read from a file)")
+    if not api_key.isascii() or not api_key.isprintable():  # an HTTP header holds printable ASCII only
+        raise Refused("INTUNED_API_KEY is not a valid API key (printable ASCII only): export the workspace's key")
     return workspace, base_url
 
 
@@ -32,6 +34,11 @@ def same_workspace(state: State, workspace: str, display: str) -> None:
             f"the state {display} belongs to workspace {state.workspace_id}, "
             f"not {workspace}: use the right --env or state file"
         )
+
+
+def secrets_decodable(names: list[str]) -> None:
+    if names:
+        raise Refused(f"secrets not valid UTF-8: {', '.join(names)} (needed by runs to submit): set them to UTF-8 text")
 
 
 def secrets_set(missing: list[str]) -> None:

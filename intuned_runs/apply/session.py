@@ -104,7 +104,9 @@ def run_apply(
             plan = for_watch(plan, options.watch_once)
         on_plan(plan)
         submit = plan.to_submit
-        guards.secrets_set(repository.missing_secrets([r.run for r in submit if r.run is not None]))
+        sending = [r.run for r in submit if r.run is not None]
+        guards.secrets_set(repository.missing_secrets(sending))
+        guards.secrets_decodable(repository.undecodable_secrets(sending))
         limit = config.max_submit if options.max_submit is None else options.max_submit
         guards.within_max_submit(len(submit), limit, interactive=options.interactive)
         if not (submit or (plan.to_forget and not watching) or plan.moves):

@@ -7,10 +7,11 @@ Edits take the lock, fold any leftover journal, change the state, bump the seria
 from __future__ import annotations
 
 import argparse
+import contextlib
 from collections.abc import Callable
 
 from intuned_runs.commands.common import backend_of, load_state, open_repository, settings_from, validated
-from intuned_runs.errors import EXIT_ERROR, EXIT_OK, Refused, StateError, UsageError
+from intuned_runs.errors import EXIT_ERROR, EXIT_OK, LockHeld, Refused, StateError, UsageError
 from intuned_runs.location import LocationError, parse_location
 from intuned_runs.report.output import Output
 from intuned_runs.report.state import list_json, list_lines, show_json, show_lines
@@ -171,7 +172,14 @@ def _migrate(args: argparse.Namespace, out: Output) -> int:
         raise UsageError(f"--to names the state itself ({target.display})")
     question = f"Copy state {source.display} to {target.display}?"
     command = "intuned-runs state migrate"
-    with source.lock(command, args.lock_timeout), target.lock(command, args.lock_timeout):
+    with contextlib.ExitStack() as locks:
+        locks.enter_context(source.lock(command, args.lock_timeout))
+        try:
+            locks.enter_context(target.lock(command, args.lock_timeout))
+        except LockHeld as e:  # say which of the two (docs/shared-state.md, Migrating from a file)
+            raise LockHeld(f"the target {target.display}: {e} (with --state {target.display})") from None
+        if not source.exists():
+            raise Refused(f"there is no state at {source.display} to copy: check --state or the config's state")
         if target.exists():
             held = target.load()
             raise Refused(

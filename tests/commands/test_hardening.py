@@ -276,3 +276,74 @@ def test_an_absolute_state_is_taken_as_given(keyed: Repo, emulator: Emulator, tm
     keyed.write("runs.d/a.yaml", one_run())
     assert keyed.cli("apply", "--yes", *remote(emulator)).code == 0
     assert list(json.loads(elsewhere.read_text())["entries"]) == ["p/n"]
+
+
+# -- found by a review against the docs: values that are not UTF-8, config reads, a null project -------------
+
+
+def test_a_secret_that_is_not_utf8_is_refused_before_sending(
+    keyed: Repo, emulator: Emulator, clean_env: pytest.MonkeyPatch
+) -> None:
+    # os.environ holds undecodable bytes as surrogate escapes: masking and sending must not crash on them.
+    clean_env.setenv("SEC", "http://a\udcff\udcfeabcdef")
+    keyed.write("runs.d/a.yaml", one_run("{}\n      proxy: \"{{ secret('SEC') }}\""))
+    assert keyed.cli("validate").code == 0
+    result = keyed.cli("apply", "--yes", *remote(emulator))
+    assert result.code == 1
+    assert result.err_lines[-1] == (
+        "error: secrets not valid UTF-8: SEC (needed by runs to submit): set them to UTF-8 text"
+    )
+    assert "unexpected error" not in result.err
+    assert_nothing_happened(keyed, emulator)
+
+
+def test_an_api_key_that_is_not_ascii_is_refused_before_sending(
+    repo: Repo, emulator: Emulator, clean_env: pytest.MonkeyPatch
+) -> None:
+    clean_env.setenv("INTUNED_API_KEY", "abcdefg\udcff")
+    repo.write("runs.d/a.yaml", one_run())
+    assert repo.cli("plan").code == 0
+    result = repo.cli("apply", "--yes", *remote(emulator))
+    assert result.code == 1
+    assert result.err_lines[-1] == (
+        "error: INTUNED_API_KEY is not a valid API key (printable ASCII only): export the workspace's key"
+    )
+    assert_nothing_happened(repo, emulator)
+
+
+def test_a_var_that_is_not_utf8_is_an_addressed_error(repo: Repo) -> None:
+    repo.write("runs.d/a.yaml", one_run())
+    result = repo.cli("--var", "a=\udcff", "validate")
+    assert (result.code, result.out_lines) == (
+        1,
+        ["<flag --var>: error: a: not valid UTF-8: pass the value as UTF-8 text"],
+    )
+
+
+def test_validate_reports_a_config_value_that_reads_a_variable_env_allow_refuses(
+    repo: Repo, clean_env: pytest.MonkeyPatch
+) -> None:
+    clean_env.setenv("PROD_WS", WS)
+    repo.write("intuned-runs.yaml", "workspace_id: '{{ env.PROD_WS }}'\n")
+    repo.write("runs.d/a.yaml", one_run())
+    result = repo.cli("validate")
+    assert (result.code, result.out_lines) == (
+        1,
+        [
+            "intuned-runs.yaml:1:15: error: workspace_id: environment variable PROD_WS is not allowed by env_allow "
+            "(add it to env_allow)"
+        ],
+    )
+    clean_env.delenv("PROD_WS")
+    repo.write("intuned-runs.yaml", "env_allow: [PROD_WS]\nworkspace_id: '{{ env.PROD_WS }}'\n")
+    assert repo.cli("validate").code == 0  # unset: left to apply, which needs it
+
+
+def test_a_project_that_renders_to_null_says_so(repo: Repo) -> None:
+    repo.write("intuned-runs.yaml", "default_project: dp\n")
+    repo.write("runs.d/a.yaml", one_run().replace("project: p", 'project: "{{ none }}"'))
+    result = repo.cli("validate")
+    assert (result.code, result.out_lines) == (
+        1,
+        ["runs.d/a.yaml:3:14: error: project: project must be a string, got null"],
+    )

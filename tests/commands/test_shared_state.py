@@ -72,12 +72,14 @@ def test_an_s3_url_and_a_path() -> None:
             "(letters, digits, _)",
         ),
         ("s3://bucket", "state URL s3://bucket needs a bucket and an object key: s3://BUCKET/KEY"),
+        ("s3:/bucket/k", "state URL s3:/bucket/k is malformed: write s3://…"),
+        ("gs:bucket/k", f"unsupported state URL scheme 'gs:': {SUPPORTED}"),
         (
             "s3://b/k?paths=true",
             "state URL s3://b/k?paths=true: unknown parameter 'paths' (known: endpoint, region, path_style)",
         ),
     ],
-    ids=["file", "gs", "typo", "no-database", "bad-schema", "no-key", "unknown-parameter"],
+    ids=["file", "gs", "typo", "no-database", "bad-schema", "no-key", "one-slash", "no-slash", "unknown-parameter"],
 )
 def test_a_state_url_that_cannot_be_used_is_one_error_line(user_repo: Repo, text: str, message: str) -> None:
     user_repo.write("runs.d/a.yaml", "runs: []\n")
@@ -272,3 +274,23 @@ def test_migrate_refuses_a_target_that_holds_a_state(shared_repo: Repo, emulator
     with shared_repo.store.lock("intuned-runs apply"):
         locked = shared_repo.cli("state", "migrate", "--to", str(tmp_path / "new.json"), "--yes")
     assert locked.code == 1 and "state is locked by pid" in locked.err
+
+
+def test_migrate_refuses_a_source_that_holds_no_state(user_repo: Repo, tmp_path: Path) -> None:
+    user_repo.write("runs.d/a.yaml", "runs: []\n")
+    result = user_repo.cli("state", "migrate", "--state", "typo.json", "--to", "copy.json", "--yes")
+    assert (result.code, result.out) == (1, "")
+    assert result.err_lines[-1] == "error: there is no state at typo.json to copy: check --state or the config's state"
+    assert not (user_repo.root / "copy.json").exists()
+
+
+def test_migrate_names_the_target_when_its_lock_is_held(history: Repo) -> None:
+    from intuned_runs.state.lock import StateLock
+
+    target = history.root / "copy.json"
+    with StateLock(target, "intuned-runs apply").acquire(0):
+        result = history.cli("state", "migrate", "--to", "copy.json", "--yes")
+    assert result.code == 1
+    assert result.err_lines[-1].startswith("error: the target copy.json: state is locked by pid ")
+    assert result.err_lines[-1].endswith("(with --state copy.json)")
+    assert not target.exists()

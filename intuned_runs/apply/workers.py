@@ -174,10 +174,12 @@ def submit_all(
                 settled.add(index)
                 if outcome.kind == "skipped" and unreachable.is_set():  # stopped between its retries
                     outcome = replace(outcome, message=skip_reason())
-                _record(journal, item, outcome, now())
                 streak = streak + 1 if outcome.unreachable else 0
                 if streak >= UNREACHABLE_AFTER:
                     unreachable.set()
+            # Settled, so recorded by this thread alone: outside `guard`, whose other waiters would
+            # otherwise queue behind this write (and behind this thread winning the GIL back after it).
+            _record(journal, item, outcome, now())
             if outcome.stops_all:
                 halted.set()
             done.put((index, outcome))
@@ -204,12 +206,16 @@ def submit_all(
                     else:
                         outcomes[index] = not_sent(index, item, ABANDONED)
                 in_flight.clear()
-            while True:  # outcomes the workers settled before the abandon
+            # The rest were settled by workers before the abandon; each is on its way (recorded
+            # outside `guard`, then queued), unless the journal failed.
+            while len(outcomes) < len(submissions):
                 try:
-                    index, outcome = done.get_nowait()
+                    index, outcome = done.get(timeout=0.1)
                 except queue.Empty:
-                    break
-                if index not in outcomes:
+                    index = -1
+                if failures:
+                    raise failures[0]
+                if index >= 0 and index not in outcomes:
                     outcomes[index] = outcome
                     on_outcome(outcome)
             break

@@ -178,10 +178,14 @@ class _Decoder:
                 None if previous is None else self._entry(key, previous),
             )
         history_raw = raw.get("history")  # absent in a state written before history existed: empty
-        history = () if not history_raw else self._history(key, history_raw)
+        history = (
+            () if not history_raw else self._history(key, history_raw, (run_id, submitted_at, fingerprint, status))
+        )
         return Entry(fingerprint, request, run_id, submitted_at, status, status_at, unknown, removed_at, history)
 
-    def _history(self, key: str, raw: Any) -> tuple[Submission, ...]:
+    def _history(self, key: str, raw: Any, latest: tuple[Any, ...]) -> tuple[Submission, ...]:
+        """`latest`: the entry's own run_id, submitted_at, fingerprint and status, whose equal strings the
+        newest item shares instead of holding copies (100,000 entries: docs/performance.md, Memory)."""
         if type(raw) is not list:
             raise self._fail(f"has a malformed 'history' in entry {key!r}")
         items = []
@@ -195,13 +199,9 @@ class _Decoder:
                 and type(item.get("adopted", False)) is bool
             ):
                 raise self._fail(f"has a malformed 'history' in entry {key!r}")
-            items.append(
-                Submission(
-                    item.get("run_id"),
-                    item["submitted_at"],
-                    item["fingerprint"],
-                    item.get("status"),
-                    item.get("adopted", False),
-                )
+            fields = (item.get("run_id"), item["submitted_at"], item["fingerprint"], item.get("status"))
+            run_id, submitted_at, fingerprint, status = (
+                known if value == known else value for value, known in zip(fields, latest, strict=True)
             )
+            items.append(Submission(run_id, submitted_at, fingerprint, status, item.get("adopted", False)))
         return tuple(items)

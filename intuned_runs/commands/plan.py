@@ -18,7 +18,6 @@ from intuned_runs.commands.common import (
 from intuned_runs.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, ProblemsFound
 from intuned_runs.plan import plan_runs
 from intuned_runs.problems import Problem, errors_in, strictly
-from intuned_runs.report.markdown import failed_markdown, plan_markdown
 from intuned_runs.report.output import Output
 from intuned_runs.report.plan import (
     Context,
@@ -69,6 +68,8 @@ def run(args: argparse.Namespace, out: Output) -> int:
     if fmt == "json":
         out.out(plan_json(plan, context, problems))
     elif fmt == "markdown":
+        from intuned_runs.report.markdown import plan_markdown  # for pull requests only
+
         out.out(plan_markdown(plan, context, problems))
     else:
         for line in plan_text(plan, out.verbose, out.paint, quiet=out.quiet):
@@ -97,4 +98,6 @@ def _failed(out: Output, fmt: str, context: Context, problems: list[Problem]) ->
     if fmt == "json":
         out.out(plan_json(None, context, problems))
     elif fmt == "markdown":
+        from intuned_runs.report.markdown import failed_markdown
+
         out.out(failed_markdown(context, problems))

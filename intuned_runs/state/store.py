@@ -83,6 +83,8 @@ class StateStore:
         # (journal ignored) instead of a state that has lost the journal's records.
         header, records = self._read_journal()
         state = self.read_file()
+        if header is None:  # no journal: nothing to replay, and a plan never loads the journal module
+            return state if state is not None else self._empty()
         from intuned_runs.state.journal import combine
 
         return combine(state, header, records, self._empty, display=self.display, journal_display=self.journal_display)

@@ -85,3 +85,13 @@ JSON_FILE_WORDS = {
     "list": "an array",
     "object": "an object",
 }
+
+
+def utf8_text(text: str) -> bool:
+    """Whether `text` can be written as UTF-8. Bytes that are not UTF-8 (in an environment variable, an
+    argument) reach Python as surrogate escapes, which no output, state or JSON body can hold."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -16,6 +16,7 @@ from intuned_runs import heap
 from intuned_runs import schema as schema_module
 from intuned_runs.config import Config, Settings
 from intuned_runs.desired import Desired, load
+from intuned_runs.problems import utf8_text
 from intuned_runs.redaction import Redactor
 from intuned_runs.runs import Loader, Run
 from intuned_runs.selection import EVERYTHING, Selection
@@ -87,7 +88,7 @@ class Repository:
     def undecodable_secrets(self, runs: list[Run]) -> list[str]:
         """Secrets whose bytes are not UTF-8 (they reach Python as surrogate escapes): no JSON body holds them."""
         values = {n: self.environ.get(n, "") for run in runs for n in run.secrets}
-        return sorted(n for n, v in values.items() if any("\udc80" <= c <= "\udcff" for c in v))
+        return sorted(n for n, v in values.items() if not utf8_text(v))
 
     def missing_secrets(self, runs: list[Run]) -> list[str]:
         if self.config.settings.emulator:

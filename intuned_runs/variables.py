@@ -6,7 +6,7 @@ from typing import Any
 
 from intuned_runs import documents
 from intuned_runs.errors import ProblemsFound
-from intuned_runs.problems import Problem
+from intuned_runs.problems import Problem, utf8_text
 
 FLAG_VAR = "<flag --var>"
 
@@ -20,7 +20,7 @@ def parse_var(text: str) -> tuple[list[str], Any]:
 
     if not sep or not key or any(not part for part in key.split(".")):
         raise problem("", f"expected KEY=VALUE, got {text!r}")
-    if any("\ud800" <= c <= "\udfff" for c in text):  # bytes that are not UTF-8 reach us as surrogate escapes
+    if not utf8_text(text):
         raise problem(key, "not valid UTF-8: pass the value as UTF-8 text")
     try:
         value = documents.parse(raw, FLAG_VAR).value if raw.strip() else raw

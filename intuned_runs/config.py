@@ -10,11 +10,12 @@ import contextlib
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from msgspec import Struct
 
 from intuned_runs import documents
 from intuned_runs.errors import ConfigError, ProblemsFound, UsageError
@@ -54,8 +55,7 @@ DEFAULTS: dict[str, Any] = {
 UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(Struct, frozen=True):
     """What the global flags say; the CLI builds it, nothing else reads flags."""
 
     chdir: str | None = None

@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
+
+from msgspec import Struct
 
 from intuned_runs import documents
 from intuned_runs.config import Config
@@ -24,8 +25,7 @@ from intuned_runs.templating import API_KEY_READ, API_KEY_VARIABLE
 from intuned_runs.validation import RequestChecker
 
 
-@dataclass(frozen=True)
-class Desired:
+class Desired(Struct, frozen=True):
     """Every run of the repository, in file order, and every problem found."""
 
     runs: tuple[Run, ...]

@@ -13,11 +13,11 @@ import math
 import os
 import re
 import stat
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from msgspec import Struct, field
 
 from intuned_runs.problems import Problem, json_path
 
@@ -57,8 +57,7 @@ class DocumentError(Exception):
         self.message, self.line, self.col = message, line, col
 
 
-@dataclass
-class Document:
+class Document(Struct):
     """One parsed file: its plain value, the node graph for addressing, and load-time warnings."""
 
     file: str  # relative to the repository, POSIX separators

@@ -12,9 +12,10 @@ never a relative file path. `display` is what messages, plans and saved plans sh
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+
+from msgspec import Struct
 
 SCHEMES = ("postgresql://", "postgres://", "s3://")
 SUPPORTED = "a path, postgresql://… (or postgres://…) or s3://…"
@@ -31,8 +32,7 @@ class LocationError(ValueError):
     """The message says what is wrong; the caller adds where the value came from."""
 
 
-@dataclass(frozen=True)
-class FileLocation:
+class FileLocation(Struct, frozen=True):
     path: Path
     display: str
 
@@ -41,21 +41,22 @@ class FileLocation:
         return ()
 
 
-@dataclass(frozen=True)
-class PostgresLocation:
-    conninfo: str = field(repr=False)  # the URL libpq connects with (name and schema removed; may hold a password)
+class PostgresLocation(Struct, frozen=True):
+    conninfo: str  # the URL libpq connects with (name and schema removed; may hold a password)
     name: str
     schema: str
     display: str  # the URL with its password masked
-    password: str | None = field(default=None, repr=False)
+    password: str | None = None
+
+    def __repr__(self) -> str:  # conninfo and password may hold the password
+        return f"PostgresLocation(display={self.display!r})"
 
     @property
     def secrets(self) -> tuple[str, ...]:
         return () if self.password is None else (self.password,)
 
 
-@dataclass(frozen=True)
-class S3Location:
+class S3Location(Struct, frozen=True):
     url: str
     bucket: str
     key: str  # the state object's key, without a leading "/"

@@ -15,8 +15,9 @@ The first matching rule decides each run's action:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
+
+from msgspec import Struct
 
 from intuned_runs import FORMAT_VERSION
 from intuned_runs.desired import Desired
@@ -34,8 +35,7 @@ SUMMARY_KEYS = ("submit", "new", "changed", "requested", "always", "unchanged", 
 Fingerprinter = Callable[[str, str, Any], str]  # (project, name, request) -> fingerprint
 
 
-@dataclass(frozen=True, slots=True)
-class PlannedRun:
+class PlannedRun(Struct, frozen=True):
     key: str
     project: str
     name: str
@@ -46,8 +46,8 @@ class PlannedRun:
     request: Mapping[str, Any]
     changes: tuple[Mapping[str, Any], ...] = ()
     moved_from: str | None = None
-    run: Run | None = field(default=None, compare=False, repr=False)
-    entry: Entry | None = field(default=None, compare=False, repr=False)
+    run: Run | None = None
+    entry: Entry | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -74,8 +74,7 @@ class PlannedRun:
         return " "
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(Struct, frozen=True):
     runs: tuple[PlannedRun, ...]  # sorted by key
     moves: tuple[tuple[str, str], ...]  # (old, new) state renames this plan carries out
 
@@ -135,7 +134,7 @@ def for_watch(plan: Plan, submitted_once: frozenset[str]) -> Plan:
     """Watch mode (docs/watch.md): an `always` run, and a run forced with --run, is submitted at most once per
     session; a save of another file must not submit it again. (Forgets stay in the plan, shown; watch
     never applies them.)"""
-    from dataclasses import replace
+    from msgspec.structs import replace
 
     runs = []
     for run in plan.runs:
@@ -149,7 +148,7 @@ def after_apply(plan: Plan, outcomes: Mapping[str, str]) -> Plan:
     """The actions the next plan will show once an apply's outcomes (key → outcome) are recorded: a
     submitted run is up to date (an always or forced one, in watch, submitted once), one whose outcome
     is unknown is blocked, the others stay as they were. For watch's "only what changed" display."""
-    from dataclasses import replace
+    from msgspec.structs import replace
 
     runs = []
     for run in plan.runs:

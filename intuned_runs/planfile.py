@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path
+
+from msgspec import Struct
+from msgspec.structs import replace
 
 from intuned_runs import FORMAT_VERSION, __version__
 from intuned_runs.clock import timestamp, utc_now
@@ -23,8 +25,7 @@ from intuned_runs.state.model import State
 KIND = "intuned-runs-plan"
 
 
-@dataclass(frozen=True)
-class SavedPlan:
+class SavedPlan(Struct, frozen=True):
     env: str | None
     vars: tuple[str, ...]
     workspace_id: str | None

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
+
+from msgspec import Struct
 
 from intuned_runs.errors import ApiError
 from intuned_runs.selection import Selector, pick
@@ -23,15 +24,13 @@ class Fetcher(Protocol):
     def result(self, project: str, run_id: str) -> dict[str, Any]: ...
 
 
-@dataclass(frozen=True)
-class Tracked:
+class Tracked(Struct, frozen=True):
     key: str
     project: str
     run_id: str
 
 
-@dataclass(frozen=True)
-class RunResult:
+class RunResult(Struct, frozen=True):
     key: str
     run_id: str
     status: str | None
@@ -50,8 +49,7 @@ class RunResult:
         return {"key": self.key, "run_id": self.run_id, "status": self.status, "error": error, "result": self.result}
 
 
-@dataclass(frozen=True)
-class Waited:
+class Waited(Struct, frozen=True):
     """What `apply --wait` saw last of each run, and whether its --timeout passed first."""
 
     latest: dict[str, RunResult]

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
-from dataclasses import replace
 from pathlib import Path
+
+from msgspec.structs import replace
 
 from intuned_runs import heap
 from intuned_runs.config import Config

@@ -9,11 +9,12 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
 import yaml
+from msgspec import Struct, field
+from msgspec.structs import replace
 
 from intuned_runs import documents
 from intuned_runs.bounds import MAX_FILE
@@ -36,14 +37,12 @@ SECRET_REF = re.compile(r"""\bsecret\(\s*(['"])([^'"\\]+)\1\s*\)""")
 Path_ = tuple[str | int, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Source:
+class Source(Struct, frozen=True):
     file: str
     line: int
 
 
-@dataclass(frozen=True, slots=True)
-class Run:
+class Run(Struct, frozen=True):
     """One desired run. `request` is the redacted view (secrets as `(secret:NAME)` placeholders)."""
 
     key: str
@@ -56,12 +55,11 @@ class Run:
     secrets: frozenset[str]
     fingerprint: str  # of the redacted request, with defaults filled (docs/plan.md)
     # For the body apply sends: the request as written, as JSON text, and the matrix (docs/performance.md, Memory).
-    template: bytes = field(default=b"{}", compare=False, repr=False)
-    matrix: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    template: bytes = b"{}"
+    matrix: Mapping[str, Any] = {}
 
 
-@dataclass(frozen=True)
-class Move:
+class Move(Struct, frozen=True):
     old: str
     new: str
     source: Source
@@ -69,8 +67,7 @@ class Move:
     index: int = 0  # in the file's `moved:` list
 
 
-@dataclass(frozen=True)
-class Unplanned:
+class Unplanned(Struct, frozen=True):
     """A run outside the selection: its request is neither rendered nor validated (docs/plan.md, Selection)."""
 
     key: str
@@ -78,8 +75,7 @@ class Unplanned:
     source: Source
 
 
-@dataclass
-class FileResult:
+class FileResult(Struct):
     file: str
     runs: list[Run] = field(default_factory=list)
     unplanned: list[Unplanned] = field(default_factory=list)

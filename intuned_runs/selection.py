@@ -10,8 +10,9 @@ suggesting the closest key.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from fnmatch import fnmatchcase
+
+from msgspec import Struct
 
 from intuned_runs.errors import UsageError
 from intuned_runs.suggest import closest
@@ -20,8 +21,7 @@ Labels = Mapping[str, str] | None  # None: a state entry (it has no labels)
 Candidate = tuple[str, Labels]
 
 
-@dataclass(frozen=True)
-class Selector:
+class Selector(Struct, frozen=True):
     text: str
 
     def __post_init__(self) -> None:
@@ -102,8 +102,7 @@ def pick(selectors: tuple[Selector, ...], candidates: Iterable[Candidate], flag:
     return [key for key, labels in items if any_match(selectors, key, labels)]
 
 
-@dataclass(frozen=True)
-class Selection:
+class Selection(Struct, frozen=True):
     """`--select`, `--run` and `--exclude` of plan, apply and watch; or the runs of a saved plan (`keys`)."""
 
     select: tuple[Selector, ...] = ()

@@ -10,8 +10,9 @@ question is what the change does, not what an apply would submit.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
+
+from msgspec.structs import replace
 
 from intuned_runs.desired import Desired
 from intuned_runs.fingerprint import FINGERPRINT_VERSION

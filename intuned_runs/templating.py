@@ -13,12 +13,12 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import jinja2
 from jinja2 import nodes
 from jinja2.environment import TemplateExpression
+from msgspec import Struct
 
 from intuned_runs import bounds, env_allow, sandbox
 from intuned_runs.bounds import LimitError
@@ -84,8 +84,7 @@ class _Undefined(jinja2.StrictUndefined):
         return f"undefined: {super()._undefined_message}"
 
 
-@dataclass(frozen=True)
-class _Compiled:
+class _Compiled(Struct, frozen=True):
     render: Any  # callable(context) -> value
     single: bool
     secret_calls: bool  # calls secret() at all

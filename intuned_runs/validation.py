@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+from msgspec import Struct
 
 from intuned_runs.formats import format_problem
 from intuned_runs.precompiled import packaged_check
@@ -38,8 +39,7 @@ _TYPE_NAMES = {
 }
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(Struct, frozen=True):
     path: Path  # of the offending value (for a missing key: the key that is missing)
     address: Path  # the node to point at (for a missing key: the mapping that lacks it)
     severity: Severity

@@ -13,9 +13,11 @@ import gc
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from msgspec import Struct, field
+from msgspec.structs import replace
 
 from intuned_runs import heap
 from intuned_runs.api.outcome import Outcome
@@ -35,8 +37,7 @@ from intuned_runs.state.model import State
 _IGNORED_PARTS = {".git", "__pycache__", "node_modules"}
 
 
-@dataclass
-class WatchReport:
+class WatchReport(Struct):
     """What the watcher tells the user; the CLI wires these to Output."""
 
     plan: Callable[[Plan, Plan | None], None]  # (new plan, previous plan or None at start)
@@ -46,8 +47,7 @@ class WatchReport:
     timing: Callable[[str], None] = lambda text: None
 
 
-@dataclass(frozen=True)
-class WatchOptions:
+class WatchOptions(Struct, frozen=True):
     """`apply`: apply each batch, with `session`'s options (its selection also limits the plan shown);
     without a person at a TTY (`session.interactive` False), max_submit guards every batch."""
 
@@ -56,23 +56,34 @@ class WatchOptions:
     session: ApplyOptions = field(default_factory=ApplyOptions)
 
 
-@dataclass
 class Watcher:
-    settings: Settings
-    environ: Mapping[str, str]
-    options: WatchOptions
-    report: WatchReport
-    signals: Signals
-    backend: Callable[[Repository], Backend]  # the state of a (re)loaded repository
-    transport: Any = None
-    repository: Repository = field(init=False)
-    files: dict[str, FileResult] = field(default_factory=dict, init=False)
-    submitted_once: set[str] = field(default_factory=set, init=False)
-    previous: Plan | None = field(default=None, init=False)
-    seen_state: tuple[str, int] | None = field(default=None, init=False)
-    state: State | None = field(default=None, init=False)
-    store: Backend = field(init=False)
-    memo: dict[str, Any] = field(default_factory=dict, init=False)  # PlannedRuns kept between batches
+    """The watch loop's state between batches (docs/watch.md)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        environ: Mapping[str, str],
+        options: WatchOptions,
+        report: WatchReport,
+        signals: Signals,
+        backend: Callable[[Repository], Backend],  # the state of a (re)loaded repository
+        transport: Any = None,
+    ) -> None:
+        self.settings = settings
+        self.environ = environ
+        self.options = options
+        self.report = report
+        self.signals = signals
+        self.backend = backend
+        self.transport = transport
+        self.repository: Repository
+        self.store: Backend
+        self.files: dict[str, FileResult] = {}
+        self.submitted_once: set[str] = set()
+        self.previous: Plan | None = None
+        self.seen_state: tuple[str, int] | None = None
+        self.state: State | None = None
+        self.memo: dict[str, Any] = {}  # PlannedRuns kept between batches
 
     # -- loading -----------------------------------------------------------------------------------
 

@@ -6,9 +6,9 @@ case reads as "this definition against that stored definition".
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
+import msgspec
 import pytest
 
 from intuned_runs import schema as schema_module
@@ -52,7 +52,7 @@ def run(
         "raw_request": request,
         "context": {},
     }
-    names = {f.name for f in dataclasses.fields(Run)}
+    names = {f.name for f in msgspec.structs.fields(Run)}
     return Run(**{k: v for k, v in values.items() if k in names})
 
 

@@ -20,12 +20,13 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
+from msgspec import Struct
+from msgspec.structs import replace
 
 from intuned_runs import __version__
 from intuned_runs.api.outcome import Kind, Outcome
@@ -44,8 +45,7 @@ _RETRIED_STATUSES = frozenset({429, 503})
 _SendError = httpx.HTTPError | httpx.InvalidURL
 
 
-@dataclass(frozen=True)
-class _Retry:
+class _Retry(Struct, frozen=True):
     """An attempt that may be repeated: `last` is the answer if no attempt is left."""
 
     last: Any

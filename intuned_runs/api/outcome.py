@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Literal
+
+from msgspec import Struct
 
 Kind = Literal["submitted", "failed", "unknown", "skipped"]
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(Struct, frozen=True):
     """What became of one run start: the client fills in what the server said; the apply engine adds
     the run's key (and makes the outcomes of runs it never sent, `skipped`)."""
 

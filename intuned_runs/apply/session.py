@@ -5,8 +5,9 @@ confirm, submit, fold, unlock. `watch --apply` runs one session per batch, with 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 from intuned_runs.api.client import Client, encode_body
 from intuned_runs.api.outcome import Outcome
@@ -24,8 +25,7 @@ from intuned_runs.state.model import State
 OUTCOME_KINDS = ("submitted", "failed", "unknown", "skipped")
 
 
-@dataclass(frozen=True)
-class ApplyOptions:
+class ApplyOptions(Struct, frozen=True):
     select: tuple[str, ...] = ()
     force: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
@@ -48,8 +48,7 @@ class ApplyOptions:
         return Selection.of(self.select, self.force, self.exclude)
 
 
-@dataclass(frozen=True)
-class ApplyResult:
+class ApplyResult(Struct, frozen=True):
     plan: Plan
     outcomes: tuple[Outcome, ...]
     forgotten: tuple[str, ...]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+
+from msgspec import Struct, field
 
 
-@dataclass
-class Signals:
+class Signals(Struct):
     """Set by the CLI's signal handlers (or a test): `stop` = no new submissions; `abandon` = stop
     waiting for in-flight requests and record them as unknown."""
 

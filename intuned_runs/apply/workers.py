@@ -12,8 +12,10 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
 from typing import Any, Protocol
+
+from msgspec import Struct
+from msgspec.structs import replace
 
 from intuned_runs.api.outcome import Outcome
 from intuned_runs.apply.signals import Signals
@@ -35,8 +37,7 @@ ABANDONED = "interrupted"
 UNREACHABLE_AFTER = 3
 
 
-@dataclass(frozen=True, slots=True)
-class Submission:
+class Submission(Struct, frozen=True):
     """One run to send: its key and project, the redacted request (for the state), the real body (as a dict,
     or encoded: `api.client.encode_body`)."""
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-from dataclasses import replace
 from pathlib import Path
+
+from msgspec.structs import replace
 
 from intuned_runs import planfile
 from intuned_runs.apply.guards import NEEDS_CONFIRMATION

@@ -8,8 +8,9 @@ import contextlib
 import os
 import signal
 from collections.abc import Iterator, Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING
+
+from msgspec.structs import replace
 
 from intuned_runs import heap
 from intuned_runs.config import EMULATOR_WORKSPACE, Settings

@@ -24,7 +24,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
 from http import HTTPStatus
 from pathlib import Path
 from typing import IO, Any
@@ -32,6 +31,8 @@ from urllib.parse import unquote
 
 import jsonschema
 from jsonschema.exceptions import ValidationError
+from msgspec import Struct
+from msgspec.structs import replace
 
 from intuned_runs import schema as schema_module
 from intuned_runs.errors import UsageError
@@ -51,8 +52,7 @@ _ERROR_KINDS = {  # status -> (code, category, retirable)
 }
 
 
-@dataclass(frozen=True)
-class Received:
+class Received(Struct, frozen=True):
     """One start request as the emulator saw it."""
 
     workspace_id: str
@@ -63,16 +63,14 @@ class Received:
     at: float  # time.monotonic() on receipt
 
 
-@dataclass(frozen=True)
-class _Run:
+class _Run(Struct, frozen=True):
     created: float  # on the injected clock
     outcome: str  # completed | failed | canceled
     api: Any
     parameters: Any
 
 
-@dataclass(frozen=True)
-class Response:
+class Response(Struct, frozen=True):
     status: int
     body: bytes
     retry_after: str | None = None

@@ -8,15 +8,15 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import TextIO
+
+from msgspec import Struct, field
 
 from intuned_runs.redaction import Redactor
 from intuned_runs.report.style import PLAIN, Palette, colour_wanted
 
 
-@dataclass
-class Output:
+class Output(Struct):
     stdout: TextIO = field(default_factory=lambda: sys.stdout)
     stderr: TextIO = field(default_factory=lambda: sys.stderr)
     redactor: Redactor = field(default_factory=Redactor)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 from intuned_runs import FORMAT_VERSION
 from intuned_runs.plan import IN_PROGRESS, Plan, PlannedRun
@@ -15,8 +16,7 @@ from intuned_runs.report.style import PLAIN, SYMBOL_COLOURS, Palette, plural
 from intuned_runs.state.lock import Holder
 
 
-@dataclass(frozen=True)
-class Context:
+class Context(Struct, frozen=True):
     """What a plan is made against (docs/plan.md): shown before it, and in its JSON and markdown."""
 
     env: str | None

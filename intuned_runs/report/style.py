@@ -6,15 +6,15 @@ Colour only ever wraps text in SGR sequences: with them stripped, coloured outpu
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 SGR = {"red": "31", "green": "32", "yellow": "33", "magenta": "35", "cyan": "36"}
 # The plan's symbols (docs/plan.md, Colour); apply's ✓ ✗ follow submitted / failed.
 SYMBOL_COLOURS = {"+": "green", "~": "yellow", "-": "red", "!": "cyan", "*": "cyan", "?": "magenta", "→": "cyan"}
 
 
-@dataclass(frozen=True)
-class Palette:
+class Palette(Struct, frozen=True):
     """Paints text in a colour when enabled; otherwise returns it unchanged."""
 
     enabled: bool = False

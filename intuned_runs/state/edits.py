@@ -5,8 +5,10 @@ way to carry one out — lock, fold, edit, confirm, bump the serial, write.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
 from typing import Any
+
+from msgspec import Struct
+from msgspec.structs import replace
 
 from intuned_runs.errors import UsageError
 from intuned_runs.selection import Selector, pick
@@ -14,8 +16,7 @@ from intuned_runs.state.backend import Backend
 from intuned_runs.state.model import Entry, State, Submission, bump, with_submission
 
 
-@dataclass(frozen=True)
-class Edit:
+class Edit(Struct, frozen=True):
     state: State  # the edited state, serial not yet bumped
     keys: tuple[str, ...]  # the entries it changes, sorted
 
@@ -67,8 +68,7 @@ def resolve(state: State, selectors: tuple[Selector, ...], *, submitted: bool, r
     return Edit(replace(state, entries=entries), keys)
 
 
-@dataclass(frozen=True)
-class Definition:
+class Definition(Struct, frozen=True):
     """A defined run as `adopt` records it: its key, fingerprint and redacted request."""
 
     key: str

@@ -11,8 +11,10 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
 from typing import Any, TypeVar
+
+from msgspec import Struct
+from msgspec.structs import replace
 
 from intuned_runs.compact import Interner
 from intuned_runs.errors import StateError
@@ -25,14 +27,12 @@ _T = TypeVar("_T")
 NO_OUTCOME = "interrupted before the outcome was recorded"
 
 
-@dataclass(frozen=True)
-class JournalHeader:
+class JournalHeader(Struct, frozen=True):
     lineage: str
     base_serial: int
 
 
-@dataclass(frozen=True, slots=True)
-class IntentRecord:
+class IntentRecord(Struct, frozen=True):
     """Written and fsync'ed before the request is sent."""
 
     key: str
@@ -41,51 +41,44 @@ class IntentRecord:
     at: str
 
 
-@dataclass(frozen=True, slots=True)
-class SubmittedRecord:
+class SubmittedRecord(Struct, frozen=True):
     key: str
     run_id: str
     status: str | None
     at: str
 
 
-@dataclass(frozen=True)
-class FailedRecord:
+class FailedRecord(Struct, frozen=True):
     """The server surely started nothing: the intent is cancelled, the entry unchanged."""
 
     key: str
     at: str
 
 
-@dataclass(frozen=True)
-class UnknownRecord:
+class UnknownRecord(Struct, frozen=True):
     key: str
     reason: str
     at: str
 
 
-@dataclass(frozen=True)
-class ForgetRecord:
+class ForgetRecord(Struct, frozen=True):
     key: str
     at: str
 
 
-@dataclass(frozen=True)
-class MoveRecord:
+class MoveRecord(Struct, frozen=True):
     source: str  # "from" in the journal
     target: str  # "to"
     at: str
 
 
-@dataclass(frozen=True)
-class StatusRecord:
+class StatusRecord(Struct, frozen=True):
     key: str
     status: str
     at: str
 
 
-@dataclass(frozen=True)
-class WorkspaceRecord:
+class WorkspaceRecord(Struct, frozen=True):
     workspace_id: str
 
 

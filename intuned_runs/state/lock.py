@@ -14,10 +14,11 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
+
+from msgspec import Struct
 
 from intuned_runs.clock import timestamp, utc_now
 from intuned_runs.errors import LockHeld, StateError
@@ -29,8 +30,7 @@ _UNSUPPORTED = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS}
 Flock = Callable[[int, int], None]
 
 
-@dataclass(frozen=True)
-class Holder:
+class Holder(Struct, frozen=True):
     """Who holds a state's lock, as it recorded itself (any backend's lock names its holder this way)."""
 
     pid: object

@@ -7,16 +7,17 @@ steps; a backend (`state.backend`) keeps them, crash-safe.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
+
+from msgspec import Struct, field
+from msgspec.structs import force_setattr, replace
 
 VERSION = 1  # of the state file
 HISTORY_LIMIT = 10  # submissions kept per entry, newest first (docs/state.md, History)
 
 
-@dataclass(frozen=True, slots=True)
-class Submission:
+class Submission(Struct, frozen=True):
     """One item of an entry's history: a submission apply recorded, or an adoption (docs/state.md, History)."""
 
     run_id: str | None
@@ -52,8 +53,7 @@ def with_status(history: tuple[Submission, ...], run_id: str | None, status: str
     return history
 
 
-@dataclass(frozen=True, slots=True)
-class Unknown:
+class Unknown(Struct, frozen=True):
     since: str
     reason: str
     # The entry as it was before the attempt whose outcome is unknown (a re-run or a change of a run
@@ -63,7 +63,12 @@ class Unknown:
     previous: Entry | None = None
     # An intent replayed from the journal without its outcome: an apply may be sending it right now
     # (docs/plan.md, Blocked and in-progress runs). Never stored: once folded it is a plain unknown.
-    in_flight: bool = field(default=False, compare=False)
+    in_flight: bool = False
+
+    def __eq__(self, other: object) -> bool:  # in_flight is a view of the journal, not part of the value
+        if not isinstance(other, Unknown):
+            return NotImplemented
+        return (self.since, self.reason, self.previous) == (other.since, other.reason, other.previous)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"since": self.since, "reason": self.reason}
@@ -72,8 +77,7 @@ class Unknown:
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(Struct, frozen=True):
     fingerprint: str
     request: dict[str, Any]  # redacted, as written (no defaults filled in)
     run_id: str | None = None
@@ -103,8 +107,7 @@ class Entry:
         }
 
 
-@dataclass(frozen=True, kw_only=True)
-class State:
+class State(Struct, frozen=True, kw_only=True):
     version: int = VERSION
     lineage: str
     serial: int
@@ -115,7 +118,7 @@ class State:
 
     def __post_init__(self) -> None:
         # A read-only view, so a State handed around can never be edited behind the store's back.
-        object.__setattr__(self, "entries", MappingProxyType(dict(self.entries)))
+        force_setattr(self, "entries", MappingProxyType(dict(self.entries)))
 
     @classmethod
     def empty(cls, fingerprint_version: int, schema_version: str | None) -> State:

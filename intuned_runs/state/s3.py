@@ -19,7 +19,8 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+
+from msgspec.structs import replace
 
 from intuned_runs.clock import Clock, timestamp, utc_now
 from intuned_runs.errors import StateError

@@ -11,13 +11,13 @@ the error code and the server's text, never a request, its headers or its signat
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
+from msgspec import Struct
 
 from intuned_runs.errors import StateError
 
@@ -49,8 +49,7 @@ class Conflict(Exception):
     """A conditional write lost: the object exists (If-None-Match) or changed (If-Match)."""
 
 
-@dataclass(frozen=True)
-class Got:
+class Got(Struct, frozen=True):
     body: bytes
     etag: str
     server_time: float | None  # the response's `Date`, seconds since the epoch

@@ -5,10 +5,10 @@ moves keep it, the `state` edits carry it, and the file format reads a state wri
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from msgspec.structs import replace
 
 from intuned_runs.errors import StateError
 from intuned_runs.selection import parse

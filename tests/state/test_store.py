@@ -10,11 +10,11 @@ import sys
 import textwrap
 import threading
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from msgspec.structs import replace
 
 from intuned_runs.clock import timestamp
 from intuned_runs.errors import StateError

@@ -9,9 +9,12 @@ requests per second than an AsyncClient.
 
 from __future__ import annotations
 
+import gc
 import queue
 import threading
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 from msgspec import Struct
@@ -35,6 +38,7 @@ ABANDONED = "interrupted"
 # This many runs in a row that could not connect, after their retries: the server is unreachable, so the
 # remaining runs are not sent (docs/apply.md, Unreachable server). A wrong URL costs seconds, not minutes.
 UNREACHABLE_AFTER = 3
+TAKE_EVERY = 0.02  # seconds between two batches of outcomes reported (live progress)
 
 
 class Submission(Struct, frozen=True):
@@ -62,6 +66,18 @@ def record_housekeeping(
         journal.append(MoveRecord(old, new, now))
     for key in forget:
         journal.append(ForgetRecord(key, now))
+
+
+@contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Everything alive on entry (modules, plan, bodies) outlives the sending: frozen, the collector's
+    passes skip it instead of walking it again and again while the senders wait for the interpreter lock
+    (docs/performance.md)."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def submit_all(
@@ -144,7 +160,6 @@ def submit_all(
         except Exception as e:
             failures.append(e)
             signals.stop.set()  # the others send nothing more; what is in flight finishes
-            done.put((-1, Outcome("skipped")))  # wake the main thread
 
     def send_all() -> None:
         nonlocal streak
@@ -193,6 +208,18 @@ def submit_all(
     for worker in workers:
         worker.start()
     outcomes: dict[int, Outcome] = {}
+
+    def take() -> None:
+        """Report what the workers settled since the last call."""
+        while True:
+            try:
+                index, outcome = done.get_nowait()
+            except queue.Empty:
+                return
+            if index not in outcomes:
+                outcomes[index] = outcome
+                on_outcome(outcome)
+
     while len(outcomes) < len(submissions):
         if signals.abandon.is_set():
             with intents, guard:
@@ -210,25 +237,18 @@ def submit_all(
             # The rest were settled by workers before the abandon; each is on its way (recorded
             # outside `guard`, then queued), unless the journal failed.
             while len(outcomes) < len(submissions):
-                try:
-                    index, outcome = done.get(timeout=0.1)
-                except queue.Empty:
-                    index = -1
                 if failures:
                     raise failures[0]
-                if index >= 0 and index not in outcomes:
-                    outcomes[index] = outcome
-                    on_outcome(outcome)
+                time.sleep(TAKE_EVERY)
+                take()
             break
         if failures and not any(w.is_alive() for w in workers):
             raise failures[0]  # nothing more will come; the runs without an outcome stay as intents
-        try:
-            index, outcome = done.get(timeout=0.1)
-        except queue.Empty:
-            continue
-        if index >= 0 and index not in outcomes:
-            outcomes[index] = outcome
-            on_outcome(outcome)
+        # Outcomes are taken in batches: waking this thread for each one would take the interpreter
+        # lock from the senders a thousand times a second (docs/performance.md). A second Ctrl-C ends
+        # the wait at once.
+        signals.abandon.wait(TAKE_EVERY)
+        take()
     return [outcomes[i] for i in range(len(submissions))]
 
 

@@ -333,7 +333,8 @@ def encode(record: Record | JournalHeader) -> bytes:
 
     msgspec writes it in a tenth of json's time, on apply's hot path (two records per run, while the
     other senders wait for the interpreter lock: docs/performance.md). It writes other characters than
-    printable ASCII as they are, so such a line, or an integer beyond 64 bits, is json's."""
+    printable ASCII as they are, so such a line, or an integer beyond 64 bits, is json's. (A float with an
+    exponent is spelled `1e16`, not `1e+16`: the same number to every reader.)"""
     data = record_to_json(record)
     try:
         line = _ENCODER.encode(data)

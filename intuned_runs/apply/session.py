@@ -13,7 +13,7 @@ from intuned_runs.api.client import Client, encode_body
 from intuned_runs.api.outcome import Outcome
 from intuned_runs.apply import guards
 from intuned_runs.apply.signals import Signals
-from intuned_runs.apply.workers import Submission, frozen_heap, record_housekeeping, submit_all
+from intuned_runs.apply.workers import Submission, record_housekeeping, submit_all
 from intuned_runs.desired import Desired
 from intuned_runs.plan import Plan, for_watch, plan_runs
 from intuned_runs.planfile import SavedPlan, check_fresh, restrict
@@ -134,20 +134,17 @@ def run_apply(
                 forget=forget,
             )
             if submissions:
-                with (
-                    Client(
-                        base_url,
-                        workspace,
-                        api_key,
-                        concurrency=options.concurrency,
-                        read_timeout=options.read_timeout,
-                        redactor=repository.redactor(),
-                        log=log,
-                        timing=timing,
-                        transport=transport,
-                    ) as client,
-                    frozen_heap(),
-                ):
+                with Client(
+                    base_url,
+                    workspace,
+                    api_key,
+                    concurrency=options.concurrency,
+                    read_timeout=options.read_timeout,
+                    redactor=repository.redactor(),
+                    log=log,
+                    timing=timing,
+                    transport=transport,
+                ) as client:
                     outcomes = submit_all(
                         submissions,
                         client,

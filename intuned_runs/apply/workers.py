@@ -13,8 +13,7 @@ import gc
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from msgspec import Struct
@@ -66,18 +65,6 @@ def record_housekeeping(
         journal.append(MoveRecord(old, new, now))
     for key in forget:
         journal.append(ForgetRecord(key, now))
-
-
-@contextmanager
-def frozen_heap() -> Iterator[None]:
-    """Everything alive on entry (modules, plan, bodies) outlives the sending: frozen, the collector's
-    passes skip it instead of walking it again and again while the senders wait for the interpreter lock
-    (docs/performance.md)."""
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 def submit_all(
@@ -201,6 +188,9 @@ def submit_all(
             done.put((index, outcome))
 
     signals.sending.set()
+    # Everything alive now (modules, plan, bodies) outlives the sending: frozen, the collector's passes skip
+    # it instead of walking it again while the senders wait for the interpreter lock (docs/performance.md).
+    gc.freeze()
     workers = [
         threading.Thread(target=work, name=f"submit-{n}", daemon=True)
         for n in range(max(1, min(concurrency, len(submissions))))
@@ -222,6 +212,7 @@ def submit_all(
 
     while len(outcomes) < len(submissions):
         if signals.abandon.is_set():
+            take()  # what finished before the abandon is reported before the runs it abandons
             with intents, guard:
                 for index, item in enumerate(submissions):
                     if index in settled:
@@ -237,17 +228,19 @@ def submit_all(
             # The rest were settled by workers before the abandon; each is on its way (recorded
             # outside `guard`, then queued), unless the journal failed.
             while len(outcomes) < len(submissions):
+                take()
                 if failures:
                     raise failures[0]
                 time.sleep(TAKE_EVERY)
-                take()
             break
         if failures and not any(w.is_alive() for w in workers):
+            take()
             raise failures[0]  # nothing more will come; the runs without an outcome stay as intents
         # Outcomes are taken in batches: waking this thread for each one would take the interpreter
-        # lock from the senders a thousand times a second (docs/performance.md). A second Ctrl-C ends
-        # the wait at once.
-        signals.abandon.wait(TAKE_EVERY)
+        # lock from the senders a thousand times a second (docs/performance.md). A sleep, not
+        # `abandon.wait`: the SIGINT handler sets `abandon` in this thread, and an Event's lock is not
+        # reentrant.
+        time.sleep(TAKE_EVERY)
         take()
     return [outcomes[i] for i in range(len(submissions))]
 

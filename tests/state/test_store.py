@@ -30,6 +30,8 @@ from intuned_runs.state.journal import (
     SubmittedRecord,
     UnknownRecord,
     WorkspaceRecord,
+    encode,
+    record_to_json,
     replay,
 )
 from intuned_runs.state.model import Entry, State, Submission, Unknown, bump
@@ -199,6 +201,30 @@ def test_live_hides_tombstones_and_entries_cannot_be_mutated(tmp_path: Path) -> 
     assert state.entries["shop/gone"].is_tombstone
     with pytest.raises(TypeError):
         state.entries["x"] = submitted()  # type: ignore[index]
+
+
+def test_a_replaced_state_keeps_read_only_entries() -> None:
+    state = replace(sample_state(), entries={"shop/x": submitted()})
+    with pytest.raises(TypeError):
+        state.entries["y"] = submitted()  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "plain",
+        "caf\u00e9 \u2028 \U0001f600",  # non-ASCII: written escaped
+        "del \x7f and \x00\x1f controls",
+        "\ud800",  # a lone surrogate
+        2**70,  # beyond 64 bits
+        [1, -5, True, None, {"b": 1, "a": {"z": [], "y": {}}}],
+    ],
+    ids=["ascii", "non-ascii", "controls", "surrogate", "big-int", "nested"],
+)
+def test_journal_lines_are_the_sorted_compact_ascii_json_of_their_record(value: object) -> None:
+    record = IntentRecord("shop/x", "sha256:x", {"parameters": {"v": value}, "api": "a"}, T0)
+    want = json.dumps(record_to_json(record), sort_keys=True, separators=(",", ":")) + "\n"
+    assert encode(record) == want.encode("ascii")
 
 
 def test_empty_state_has_a_fresh_lineage_and_serial_zero() -> None:

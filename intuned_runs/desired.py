@@ -70,7 +70,8 @@ def discover(config: Config) -> list[str] | Problem:
 
 
 def assemble(config: Config, results: Iterable[FileResult], environ: Mapping[str, str]) -> Desired:
-    """Join per-file results: unique keys across the repository, env/secret conflicts, short secrets."""
+    """Join per-file results: unique keys across the repository, env/secret conflicts, short secrets. `environ`
+    is the loader's `config.environ`, by which each result kept its file's text for these problems."""
     results = list(results)
     problems: list[Problem] = []
     runs: list[Run] = []

@@ -38,12 +38,12 @@ SECRET_REF = re.compile(r"""\bsecret\(\s*(['"])([^'"\\]+)\1\s*\)""")
 Path_ = tuple[str | int, ...]
 
 
-class Source(Struct, frozen=True):
+class Source(Struct, frozen=True, gc=False):
     file: str
     line: int
 
 
-class Run(Struct, frozen=True):
+class Run(Struct, frozen=True, gc=False):
     """One desired run. `request` is the redacted view (secrets as `(secret:NAME)` placeholders)."""
 
     key: str
@@ -68,7 +68,7 @@ class Move(Struct, frozen=True):
     index: int = 0  # in the file's `moved:` list
 
 
-class Unplanned(Struct, frozen=True):
+class Unplanned(Struct, frozen=True, gc=False):
     """A run outside the selection: its request is neither rendered nor validated (docs/plan.md, Selection)."""
 
     key: str

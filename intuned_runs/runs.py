@@ -25,7 +25,7 @@ from intuned_runs.names import check_given_project, check_name, check_project
 from intuned_runs.problems import Problem, Severity, json_path
 from intuned_runs.redaction import MIN_LENGTH
 from intuned_runs.suggest import did_you_mean
-from intuned_runs.templating import Renderer, TemplateError
+from intuned_runs.templating import Renderer, TemplateError, secret_refs
 from intuned_runs.validation import RequestChecker, literal_credentials
 
 FILE_KEYS = ("defaults", "moved", "runs")
@@ -33,7 +33,6 @@ RUN_KEYS = ("name", "project", "request", "labels", "trigger", "matrix")
 TRIGGERS = ("on-change", "always", "manual")
 MAX_COMBINATIONS = 10_000
 _RUN_PREFIX = re.compile(r"^runs\[\d+\]\.")
-SECRET_REF = re.compile(r"""\bsecret\(\s*(['"])([^'"\\]+)\1\s*\)""")
 
 Path_ = tuple[str | int, ...]
 
@@ -123,7 +122,7 @@ class Loader:
         except documents.DocumentError as e:
             result.problems.append(Problem(relative, e.line, e.col, "error", "", e.message))
             return result
-        result.secret_refs = frozenset(m[2] for m in SECRET_REF.finditer(text))
+        result.secret_refs = frozenset(m[2] for m in secret_refs(text))
         # Load-time warnings are addressed from the file's top; runs are addressed from the run.
         result.problems += [replace(w, path=_RUN_PREFIX.sub("", w.path)) for w in document.warnings]
         self.renderer.env_reads = set()

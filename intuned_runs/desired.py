@@ -20,8 +20,8 @@ from intuned_runs.config import Config
 from intuned_runs.errors import ProblemsFound
 from intuned_runs.problems import Problem, errors_in
 from intuned_runs.redaction import MIN_LENGTH
-from intuned_runs.runs import SECRET_REF, FileResult, Loader, Move, Run, Source, Unplanned
-from intuned_runs.templating import API_KEY_READ, API_KEY_VARIABLE
+from intuned_runs.runs import FileResult, Loader, Move, Run, Source, Unplanned
+from intuned_runs.templating import API_KEY_READ, API_KEY_VARIABLE, secret_refs
 from intuned_runs.validation import RequestChecker
 
 
@@ -70,7 +70,8 @@ def discover(config: Config) -> list[str] | Problem:
 
 
 def assemble(config: Config, results: Iterable[FileResult], environ: Mapping[str, str]) -> Desired:
-    """Join per-file results: unique keys across the repository, env/secret conflicts, short secrets."""
+    """Join per-file results: unique keys across the repository, env/secret conflicts, short secrets. `environ`
+    is the loader's `config.environ`, by which each result kept its file's text for these problems."""
     results = list(results)
     problems: list[Problem] = []
     runs: list[Run] = []
@@ -146,7 +147,7 @@ def _check_moves(moves: list[Move], defined: set[str]) -> list[Problem]:
 
 def _find_secret_ref(text: str, name: str) -> tuple[int | None, int | None]:
     for number, line in enumerate(text.splitlines(), 1):
-        for match in SECRET_REF.finditer(line):
+        for match in secret_refs(line):
             if match[2] == name:
                 return number, match.start() + 1
     return None, None
@@ -170,7 +171,7 @@ def _referenced_secrets(config: Config) -> frozenset[str]:
     names: set[str] = set()
     for relative in files if isinstance(files, list) else ():
         try:
-            names.update(m[2] for m in SECRET_REF.finditer(documents.read_text(config.repository, relative)))
+            names.update(m[2] for m in secret_refs(documents.read_text(config.repository, relative)))
         except documents.DocumentError:
             continue
     return frozenset(names)

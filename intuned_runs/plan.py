@@ -35,7 +35,7 @@ SUMMARY_KEYS = ("submit", "new", "changed", "requested", "always", "unchanged", 
 Fingerprinter = Callable[[str, str, Any], str]  # (project, name, request) -> fingerprint
 
 
-class PlannedRun(Struct, frozen=True):
+class PlannedRun(Struct, frozen=True, gc=False):
     key: str
     project: str
     name: str

@@ -23,8 +23,9 @@ from intuned_runs.config import Config, deep_merge
 from intuned_runs.fingerprint import fingerprint
 from intuned_runs.names import check_given_project, check_name, check_project
 from intuned_runs.problems import Problem, Severity, json_path
+from intuned_runs.redaction import MIN_LENGTH
 from intuned_runs.suggest import did_you_mean
-from intuned_runs.templating import Renderer, TemplateError
+from intuned_runs.templating import Renderer, TemplateError, secret_refs
 from intuned_runs.validation import RequestChecker, literal_credentials
 
 FILE_KEYS = ("defaults", "moved", "runs")
@@ -32,17 +33,16 @@ RUN_KEYS = ("name", "project", "request", "labels", "trigger", "matrix")
 TRIGGERS = ("on-change", "always", "manual")
 MAX_COMBINATIONS = 10_000
 _RUN_PREFIX = re.compile(r"^runs\[\d+\]\.")
-SECRET_REF = re.compile(r"""\bsecret\(\s*(['"])([^'"\\]+)\1\s*\)""")
 
 Path_ = tuple[str | int, ...]
 
 
-class Source(Struct, frozen=True):
+class Source(Struct, frozen=True, gc=False):
     file: str
     line: int
 
 
-class Run(Struct, frozen=True):
+class Run(Struct, frozen=True, gc=False):
     """One desired run. `request` is the redacted view (secrets as `(secret:NAME)` placeholders)."""
 
     key: str
@@ -67,7 +67,7 @@ class Move(Struct, frozen=True):
     index: int = 0  # in the file's `moved:` list
 
 
-class Unplanned(Struct, frozen=True):
+class Unplanned(Struct, frozen=True, gc=False):
     """A run outside the selection: its request is neither rendered nor validated (docs/plan.md, Selection)."""
 
     key: str
@@ -86,7 +86,9 @@ class FileResult(Struct):
     # Names written as secret('NAME') anywhere in the file, also in runs that failed to render: the
     # redactor must know them before any problem is printed (docs/secrets.md).
     secret_refs: frozenset[str] = frozenset()
-    text: str = ""  # kept to address rare whole-repository problems
+    # Kept only where `desired.assemble` may address a problem in it (an env read, a secret too short to mask):
+    # 5,000 files would keep 37 MB of text for nothing (docs/performance.md, Memory).
+    text: str = ""
 
 
 class Loader:
@@ -120,8 +122,7 @@ class Loader:
         except documents.DocumentError as e:
             result.problems.append(Problem(relative, e.line, e.col, "error", "", e.message))
             return result
-        result.text = text
-        result.secret_refs = frozenset(m[2] for m in SECRET_REF.finditer(text))
+        result.secret_refs = frozenset(m[2] for m in secret_refs(text))
         # Load-time warnings are addressed from the file's top; runs are addressed from the run.
         result.problems += [replace(w, path=_RUN_PREFIX.sub("", w.path)) for w in document.warnings]
         self.renderer.env_reads = set()
@@ -131,6 +132,9 @@ class Loader:
         result.problems = list(dict.fromkeys(result.problems))  # a matrix repeats its problems
         # Static reads (also in branches not taken) and the names actually asked for (`env[vars.x]`).
         result.env_reads = frozenset(self.renderer.env_reads | self.renderer.env.reads)
+        environ = self.config.environ  # the one assemble is given
+        if result.env_reads or any(0 < len(environ.get(n, "")) < MIN_LENGTH for n in result.secret_refs):
+            result.text = text
         return result
 
     def _problem(

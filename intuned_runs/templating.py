@@ -32,6 +32,23 @@ API_KEY_READ = f"env.{API_KEY_VARIABLE} may not be read by templates: the API ke
 _SINGLE = re.compile(r"\A\{\{-?(?P<expr>(?:(?!\{\{|\}\}|\{%|\{#).)*?)-?\}\}\Z", re.DOTALL)
 
 
+# secret('NAME') written in a file's text. The word boundary before `secret` is tested apart: a pattern starting
+# with `\b` is not found by re's fast scan for its literal start, ten times slower over 37 MB of run files.
+_SECRET_CALL = re.compile(r"""secret\(\s*(['"])([^'"\\]+)\1\s*\)""")
+
+
+def secret_refs(text: str) -> Iterator[re.Match[str]]:
+    """The calls secret('NAME') in `text` whose `secret` starts a word, in order; group 2 is the name."""
+    at = 0
+    while (match := _SECRET_CALL.search(text, at)) is not None:
+        start = match.start()
+        if start and (text[start - 1].isalnum() or text[start - 1] == "_"):  # inside a word: no boundary
+            at = start + 1
+            continue
+        yield match
+        at = match.end()
+
+
 def placeholder(name: str) -> str:
     return f"(secret:{name})"
 

@@ -3,11 +3,13 @@ sandbox, secret() rules. Library level first, then the same rules seen through `
 
 from __future__ import annotations
 
+import random
+import re
 from typing import Any
 
 import pytest
 
-from intuned_runs.templating import Renderer, TemplateError
+from intuned_runs.templating import Renderer, TemplateError, secret_refs
 from tests.helpers import Repo
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -505,3 +507,17 @@ def test_reading_a_secret_variable_through_a_computed_env_name_is_an_error(
         "use {{ secret('HOOK_TOKEN') }} inside request instead"
     ]
     assert result.code == 1
+
+
+def test_secret_refs_are_the_matches_of_the_pattern_with_its_word_boundary() -> None:
+    # The word boundary is tested apart, for speed: these are the matches it stands for.
+    pattern = re.compile(r"""\bsecret\(\s*(['"])([^'"\\]+)\1\s*\)""")
+    pieces = ["secret(", "'", '"', ")", " ", "\n", "x", "_", "\u00e9", "1", "\\", ".", "\u0663"]
+    rng = random.Random(7)
+    texts = [
+        "xsecret('secret(')')",
+        "_secret('A') secret('B')",
+        *("".join(rng.choices(pieces, k=12)) for _ in range(20_000)),
+    ]
+    for text in texts:
+        assert [(m.span(), m[2]) for m in secret_refs(text)] == [(m.span(), m[2]) for m in pattern.finditer(text)], text

@@ -452,6 +452,23 @@ def test_short_secret_values_are_warnings(repo: Repo, clean_env: pytest.MonkeyPa
     )
 
 
+def test_a_short_secret_only_failing_runs_use_is_addressed_in_their_file(
+    repo: Repo, clean_env: pytest.MonkeyPatch
+) -> None:
+    # No run that loaded uses it, so the warning points into the file's text (kept for it).
+    clean_env.setenv("SHORT", "abc12")
+    repo.write("runs.d/a.yaml", request_file("api: a\nparameters: {}\nretry: 3\nproxy: \"{{ secret('SHORT') }}\""))
+    repo.write("runs.d/b.yaml", request_file("api: b\nparameters: {}").replace("name: a", "name: b"))
+    assert validate(repo) == (
+        1,
+        [
+            "runs.d/a.yaml:7:14: error: request.retry: must be an object (got integer)",
+            "runs.d/a.yaml:8:18: warning: secret SHORT is shorter than 6 characters, "
+            "so output redaction cannot mask it",
+        ],
+    )
+
+
 # -- the checker on its own ------------------------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ empty state, which would resubmit everything. Every backend stores this same doc
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from intuned_runs.compact import Interner
@@ -57,20 +57,26 @@ def _words(value: object) -> str:
 
 
 def _parse(data: bytes) -> Any:
-    """The document, its entries each decoded apart and made compact (docs/performance.md, Memory): an 82 MB
-    state is never one tree of dicts. Whatever msgspec refuses is parsed by json, whose errors `decode` words."""
+    """The document with each entry left as its undecoded text (a msgspec.Raw), which the decoder turns into an
+    Entry one at a time: a 100 MB state is never one tree of dicts beside its Entries (docs/performance.md,
+    Memory). None for what msgspec refuses, and for text that is not ASCII (the tool writes ASCII): json
+    reads those, or words their error, before any entry is judged."""
     import msgspec  # only where there is a state: a plan of a new repository skips its import
 
+    if not data.isascii():
+        return None
     try:
         top = msgspec.json.decode(data, type=dict[str, msgspec.Raw])
         raw = {key: msgspec.json.decode(value) for key, value in top.items() if key != "entries"}
         if "entries" in top:
-            entries = msgspec.json.decode(top.pop("entries"), type=dict[str, msgspec.Raw])
-            compact, decode = Interner(), msgspec.json.Decoder().decode
-            raw["entries"] = {key: _compact_entry(decode(value), compact) for key, value in entries.items()}
+            raw["entries"] = msgspec.json.decode(top["entries"], type=dict[str, msgspec.Raw])
         return raw
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
-        return json.loads(data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
+def _as_is(value: Any) -> Any:
+    return value
 
 
 def _compact_entry(raw: Any, compact: Interner) -> Any:
@@ -93,14 +99,26 @@ class _Decoder:
         return StateError(f"state file {self.display} {what}: {RESTORE}; refusing to treat it as empty")
 
     def decode(self, data: bytes) -> State:
-        if not data.strip():
+        if not data or data.isspace():  # not `strip()`: a copy of the whole file
             raise self._fail("is empty")
+        import msgspec
+
+        raw = _parse(data)
+        if raw is not None:
+            try:
+                return self._state(raw, msgspec.json.Decoder().decode)
+            except (msgspec.DecodeError, msgspec.ValidationError):  # an entry msgspec refuses (1e999): json reads it
+                pass
         try:
-            raw = _parse(data)
+            raw = json.loads(data)
         except UnicodeDecodeError as e:
             raise self._fail("is not valid UTF-8") from e
         except json.JSONDecodeError as e:
             raise self._fail(f"is not valid JSON (line {e.lineno})") from e
+        return self._state(raw, _as_is)
+
+    def _state(self, raw: Any, decode: Callable[[Any], Any]) -> State:
+        """`decode`: turns an entry's value in `raw` into its JSON value (a msgspec.Raw's text, or as is)."""
         if not isinstance(raw, dict):
             raise self._fail(f"holds {_words(raw)}, not a JSON object")
         if "version" not in raw:
@@ -119,7 +137,8 @@ class _Decoder:
         fingerprint_version = self._field(raw, "fingerprint_version", (int,), "an integer")
         schema_version = self._field(raw, "schema_version", _OPT_STR, "a string or null")
         raw_entries = self._field(raw, "entries", (dict,), "an object")
-        entries = {key: self._entry(key, value) for key, value in raw_entries.items()}
+        compact = Interner()
+        entries = {key: self._entry(key, _compact_entry(decode(value), compact)) for key, value in raw_entries.items()}
         return State(
             version=version,
             lineage=lineage,

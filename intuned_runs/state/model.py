@@ -17,7 +17,7 @@ VERSION = 1  # of the state file
 HISTORY_LIMIT = 10  # submissions kept per entry, newest first (docs/state.md, History)
 
 
-class Submission(Struct, frozen=True):
+class Submission(Struct, frozen=True, gc=False):
     """One item of an entry's history: a submission apply recorded, or an adoption (docs/state.md, History)."""
 
     run_id: str | None
@@ -53,7 +53,7 @@ def with_status(history: tuple[Submission, ...], run_id: str | None, status: str
     return history
 
 
-class Unknown(Struct, frozen=True):
+class Unknown(Struct, frozen=True, gc=False):
     since: str
     reason: str
     # The entry as it was before the attempt whose outcome is unknown (a re-run or a change of a run
@@ -77,7 +77,7 @@ class Unknown(Struct, frozen=True):
         return out
 
 
-class Entry(Struct, frozen=True):
+class Entry(Struct, frozen=True, gc=False):
     fingerprint: str
     request: dict[str, Any]  # redacted, as written (no defaults filled in)
     run_id: str | None = None

@@ -534,6 +534,35 @@ def test_invalid_utf8_state_file_is_an_error(tmp_path: Path) -> None:
         store.load()
 
 
+@pytest.mark.parametrize(
+    ("edit", "request_"),
+    [
+        ('"api": "st\u00f6ck"', {"api": "st\u00f6ck"}),  # text that is not ASCII
+        ('"api": "stock", "limit": 1e999', {"api": "stock", "limit": float("inf")}),  # out of msgspec's range
+    ],
+)
+def test_state_file_that_msgspec_refuses_is_read_by_json_alike(
+    tmp_path: Path, edit: str, request_: dict[str, object]
+) -> None:
+    store = store_at(tmp_path)
+    store.path.parent.mkdir()
+    store.path.write_bytes(GOOD.replace('"api": "stock"', edit).encode())
+    stock = replace(sample_state().entries["shop/stock"], request=request_)
+    assert store.load() == replace(sample_state(), entries={**sample_state().entries, "shop/stock": stock})
+
+
+def test_a_bad_byte_anywhere_is_reported_before_any_malformed_entry(tmp_path: Path) -> None:
+    store = store_at(tmp_path)
+    store.path.parent.mkdir()
+    damaged = GOOD.replace('"run_id": "ru_1"', '"run_id": 1').replace('"api": "stock"', '"api": "st@ck"')
+    store.path.write_bytes(damaged.encode().replace(b"@", b"\xff"))
+    with pytest.raises(StateError, match="is not valid UTF-8"):
+        store.load()
+    store.path.write_text(damaged.replace('"api": "st@ck"', '"limit": 1e999'))
+    with pytest.raises(StateError, match="wrong type in entry 'shop/pricing'"):
+        store.load()
+
+
 def test_newer_state_version_asks_for_an_upgrade(tmp_path: Path) -> None:
     store = store_at(tmp_path)
     store.path.parent.mkdir()

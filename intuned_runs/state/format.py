@@ -11,6 +11,8 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import msgspec
+
 from intuned_runs.compact import Interner
 from intuned_runs.errors import StateError
 from intuned_runs.problems import JSON_FILE_WORDS, json_type
@@ -61,8 +63,6 @@ def _parse(data: bytes) -> Any:
     Entry one at a time: a 100 MB state is never one tree of dicts beside its Entries (docs/performance.md,
     Memory). None for what msgspec refuses, and for text that is not ASCII (the tool writes ASCII): json
     reads those, or words their error, before any entry is judged."""
-    import msgspec  # only where there is a state: a plan of a new repository skips its import
-
     if not data.isascii():
         return None
     try:
@@ -101,8 +101,6 @@ class _Decoder:
     def decode(self, data: bytes) -> State:
         if not data or data.isspace():  # not `strip()`: a copy of the whole file
             raise self._fail("is empty")
-        import msgspec
-
         raw = _parse(data)
         if raw is not None:
             try:

@@ -6,6 +6,7 @@ steps; a backend (`state.backend`) keeps them, crash-safe.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -70,6 +71,9 @@ class Unknown(Struct, frozen=True, gc=False):
             return NotImplemented
         return (self.since, self.reason, self.previous) == (other.since, other.reason, other.previous)
 
+    def __hash__(self) -> int:
+        return hash((self.since, self.reason, self.previous))
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"since": self.since, "reason": self.reason}
         if self.previous is not None:
@@ -122,8 +126,6 @@ class State(Struct, frozen=True, kw_only=True):
 
     @classmethod
     def empty(cls, fingerprint_version: int, schema_version: str | None) -> State:
-        import uuid  # with platform, a few ms that a plan of an existing state never needs (docs/performance.md)
-
         return cls(
             lineage=str(uuid.uuid4()),
             serial=0,

@@ -19,7 +19,7 @@ from intuned_runs import documents
 from intuned_runs.config import Config
 from intuned_runs.errors import ProblemsFound
 from intuned_runs.problems import Problem, errors_in
-from intuned_runs.redaction import MIN_LENGTH
+from intuned_runs.redaction import MIN_LENGTH, unmaskable
 from intuned_runs.runs import FileResult, Loader, Move, Run, Source, Unplanned
 from intuned_runs.templating import API_KEY_READ, API_KEY_VARIABLE, secret_refs
 from intuned_runs.validation import RequestChecker
@@ -111,8 +111,7 @@ def assemble(config: Config, results: Iterable[FileResult], environ: Mapping[str
             line, col = _find_env_read(result.text, name)
             problems.append(Problem(result.file, line, col, "error", "", message))
     for name in sorted(secret_names):
-        value = environ.get(name, "")
-        if value and len(value) < MIN_LENGTH:
+        if unmaskable(environ.get(name, "")):
             user = next((r for r in runs if name in r.secrets), None)
             if user is not None:
                 where: tuple[str, int | None, int | None, str] = (user.source.file, user.source.line, 1, "request")

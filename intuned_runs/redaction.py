@@ -26,6 +26,11 @@ MASK = "***"
 _PERCENT = re.compile(r"%[0-9A-F]{2}")
 
 
+def unmaskable(value: str) -> bool:
+    """Set, but shorter than MIN_LENGTH: the redactor leaves it alone (docs/secrets.md)."""
+    return 0 < len(value) < MIN_LENGTH
+
+
 def _texts(value: str) -> set[str]:
     """The value as text may carry it: as written, quoted with !r by a message (Jinja's "has no attribute
     '…'"), and JSON-escaped once or twice (a body quoted in a JSON error message), ASCII or not, `/` or

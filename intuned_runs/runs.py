@@ -23,7 +23,7 @@ from intuned_runs.config import Config, deep_merge
 from intuned_runs.fingerprint import fingerprint
 from intuned_runs.names import check_given_project, check_name, check_project
 from intuned_runs.problems import Problem, Severity, json_path
-from intuned_runs.redaction import MIN_LENGTH
+from intuned_runs.redaction import unmaskable
 from intuned_runs.suggest import did_you_mean
 from intuned_runs.templating import Renderer, TemplateError, secret_refs
 from intuned_runs.validation import RequestChecker, literal_credentials
@@ -133,7 +133,7 @@ class Loader:
         # Static reads (also in branches not taken) and the names actually asked for (`env[vars.x]`).
         result.env_reads = frozenset(self.renderer.env_reads | self.renderer.env.reads)
         environ = self.config.environ  # the one assemble is given
-        if result.env_reads or any(0 < len(environ.get(n, "")) < MIN_LENGTH for n in result.secret_refs):
+        if result.env_reads or any(unmaskable(environ.get(n, "")) for n in result.secret_refs):
             result.text = text
         return result
 
